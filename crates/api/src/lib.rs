@@ -1,0 +1,1 @@
+//! Custom resource types of securepipe (`securepipe.io/v1alpha1`).
