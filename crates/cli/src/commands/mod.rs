@@ -1,4 +1,8 @@
-//! Subcommands. Each lives in its own module and owns its arguments.
+//! Subcommands. Each lives in its own module: an `Args` struct (clap) and a `run` function
+//! returning that module's own `thiserror` error. This module only dispatches and reports.
+
+use std::error::Error;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -13,7 +17,30 @@ pub struct Cli {
 enum Command {}
 
 impl Cli {
-    pub fn run(self) -> std::process::ExitCode {
-        match self.command {}
+    pub fn run(self) -> ExitCode {
+        let result: Result<(), Box<dyn Error>> = match self.command {};
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                report(err.as_ref());
+                ExitCode::FAILURE
+            }
+        }
     }
+}
+
+/// Prints an error and its chain of causes, one per line, to stderr.
+fn report(err: &dyn Error) {
+    eprintln!("error: {err}");
+    let mut source = err.source();
+    while let Some(cause) = source {
+        eprintln!("  caused by: {cause}");
+        source = cause.source();
+    }
+}
+
+/// A multi-threaded Tokio runtime for the subcommands that talk to servers.
+#[allow(dead_code)] // used once the first async subcommand lands
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
 }
