@@ -6,19 +6,34 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod crdgen;
+mod features;
+
 #[derive(Debug, Parser)]
-#[command(name = "securepipe", version, about = "Secure ML-training data pipeline operator")]
+#[command(
+    name = "securepipe",
+    version,
+    about = "Secure ML-training data pipeline operator"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Write the CustomResourceDefinitions (crds/*.yaml).
+    Crdgen(crdgen::Args),
+    /// Compute MFCC or log-mel features of a WAV file, equal to librosa's, into a .npy file.
+    Features(features::Args),
+}
 
 impl Cli {
     pub fn run(self) -> ExitCode {
-        let result: Result<(), Box<dyn Error>> = match self.command {};
+        let result: Result<(), Box<dyn Error>> = match self.command {
+            Command::Crdgen(args) => crdgen::run(args).map_err(Into::into),
+            Command::Features(args) => features::run(args).map_err(Into::into),
+        };
         match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
@@ -42,5 +57,7 @@ fn report(err: &dyn Error) {
 /// A multi-threaded Tokio runtime for the subcommands that talk to servers.
 #[allow(dead_code)] // used once the first async subcommand lands
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
 }
