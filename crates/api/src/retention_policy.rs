@@ -60,7 +60,7 @@ fn default_resync_interval() -> Duration {
 #[derive(KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new("has(self.transitions) || has(self.expirationDays) || has(self.noncurrentVersionExpirationDays) || has(self.abortIncompleteMultipartUploadDays)").message("a rule needs at least one action: transitions, expirationDays, noncurrentVersionExpirationDays or abortIncompleteMultipartUploadDays"))]
-#[x_kube(validation = kube::core::Rule::new("!has(self.expirationDays) || !has(self.transitions) || self.transitions.all(t, self.expirationDays > t.days)").message("expirationDays must be greater than the days of every transition"))]
+#[x_kube(validation = kube::core::Rule::new("!has(self.expirationDays) || !has(self.transitions) || self.transitions.all(t, self.expirationDays > t.days)").message("must be greater than the days of every transition").field_path(".expirationDays"))]
 pub struct LifecycleRule {
     /// The rule's name within this policy: letters, digits, '.', '_' and '-'.
     #[schemars(length(min = 1, max = 255))]
@@ -91,7 +91,7 @@ pub struct LifecycleRule {
 /// Move objects to another storage class after a number of days.
 #[derive(KubeSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("!(self.storageClass in ['STANDARD_IA', 'ONEZONE_IA']) || self.days >= 30").message("transitions to STANDARD_IA or ONEZONE_IA need days >= 30 (S3 rejects fewer)"))]
+#[x_kube(validation = kube::core::Rule::new("!(self.storageClass in ['STANDARD_IA', 'ONEZONE_IA']) || self.days >= 30").message("transitions to STANDARD_IA or ONEZONE_IA need days >= 30 (S3 rejects fewer)").field_path(".days"))]
 pub struct Transition {
     /// Days after object creation.
     #[schemars(range(min = 0, max = 36500))]

@@ -88,7 +88,7 @@ pub enum Access {
 #[x_kube(validation = kube::core::Rule::new(format!(
     "!has(self.renewBefore) || !self.duration.matches({re}) || !self.renewBefore.matches({re}) || duration(self.renewBefore) < duration(self.duration)",
     re = GO_DURATION_RE
-)).message("spec.credentials.renewBefore must be shorter than spec.credentials.duration"))]
+)).message("must be shorter than duration").field_path(".renewBefore"))]
 pub struct CredentialsSpec {
     /// The Secret that receives the credentials. Defaults to `<name>-aws`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -142,7 +142,7 @@ impl Default for CredentialsSpec {
 /// Extract-and-shred settings.
 #[derive(KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("!self.enabled || has(self.kmsKeyArn)").message("spec.extraction.kmsKeyArn is required when extraction is enabled"))]
+#[x_kube(validation = kube::core::Rule::new("!self.enabled || has(self.kmsKeyArn)").message("is required when extraction is enabled").field_path(".kmsKeyArn"))]
 pub struct ExtractionSpec {
     /// Run worker Jobs for pending raw samples.
     #[serde(default)]
@@ -180,9 +180,9 @@ fn default_parallelism() -> i32 {
 /// Feature extraction parameters. Defaults match `librosa.feature.mfcc`.
 #[derive(KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("self.nMfcc <= self.nMels").message("spec.extraction.features.nMfcc must not exceed nMels"))]
-#[x_kube(validation = kube::core::Rule::new("self.hopLength <= self.nFft").message("spec.extraction.features.nFft must be at least hopLength"))]
-#[x_kube(validation = kube::core::Rule::new("!has(self.fmax) || self.fmax > self.fmin").message("spec.extraction.features.fmax must be greater than fmin"))]
+#[x_kube(validation = kube::core::Rule::new("self.nMfcc <= self.nMels").message("must not exceed nMels").field_path(".nMfcc"))]
+#[x_kube(validation = kube::core::Rule::new("self.hopLength <= self.nFft").message("must not exceed nFft").field_path(".hopLength"))]
+#[x_kube(validation = kube::core::Rule::new("!has(self.fmax) || self.fmax > self.fmin").message("must be greater than fmin").field_path(".fmax"))]
 pub struct FeatureSpec {
     /// `Mfcc` (n_mfcc × frames) or `LogMel` (n_mels × frames, in dB).
     #[serde(default)]

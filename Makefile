@@ -1,0 +1,40 @@
+# securepipe — the two commands that matter: `make demo` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+ENV := target/env/env.sh
+CARGO ?= cargo
+
+.PHONY: test demo lint fmt-check clippy unit stack-up stack-down stack-test crds bench
+
+## Everything CI runs: formatting, lints, unit tests, then the stack suites against a real
+## kube-apiserver and LocalStack (brought up here; left running for the next run).
+test: lint unit stack-up stack-test
+
+lint: fmt-check clippy
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+unit:
+	$(CARGO) test --workspace --locked
+
+stack-up:
+	tests/env/up.sh
+
+stack-down:
+	tests/env/down.sh
+
+## The tests marked `#[ignore = "needs the local stack ..."]`.
+stack-test:
+	source $(ENV) && $(CARGO) test --workspace --locked -- --ignored
+
+## Regenerate crds/ from the Rust types.
+crds:
+	$(CARGO) run --quiet --locked -p securepipe-cli -- crdgen --output-dir crds
+
+## Runs the operator on the local stack with the example resources and shows what it did.
+demo: stack-up
+	tests/demo.sh
