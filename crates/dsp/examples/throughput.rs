@@ -1,0 +1,79 @@
+//! Single-thread throughput of the feature extractor, for tests/bench/dsp-vs-librosa.sh.
+//!
+//! `throughput FILE.wav...` prints, per file, `file<TAB>rate<TAB>seconds<TAB>frames<TAB>
+//! x-real-time` for MFCC at librosa's default parameters (best of repeated runs).
+//! `throughput --fft N` prints the best time in ns of one bare N-point f32 real FFT (plan
+//! reused, scratch preallocated): the floor any STFT pipeline pays per frame.
+
+use std::error::Error;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use realfft::RealFftPlanner;
+use securepipe_dsp::{FeatureExtractor, FeatureParams, decode_wav};
+
+/// Each measurement repeats until this much time has passed, and keeps the best run.
+const BUDGET: Duration = Duration::from_millis(1500);
+
+fn best_of<F: FnMut() -> Result<(), Box<dyn Error>>>(
+    mut run: F,
+) -> Result<Duration, Box<dyn Error>> {
+    run()?;
+    let started = Instant::now();
+    let mut best = Duration::MAX;
+    let mut runs = 0;
+    while runs < 3 || started.elapsed() < BUDGET {
+        let t = Instant::now();
+        run()?;
+        best = best.min(t.elapsed());
+        runs += 1;
+    }
+    Ok(best)
+}
+
+fn fft_ns(n: usize) -> Result<f64, Box<dyn Error>> {
+    let fft = RealFftPlanner::<f32>::new().plan_fft_forward(n);
+    let mut input = fft.make_input_vec();
+    let mut output = fft.make_output_vec();
+    let mut scratch = fft.make_scratch_vec();
+    const BATCH: u32 = 1000;
+    let best = best_of(|| {
+        for i in 0..BATCH {
+            input
+                .iter_mut()
+                .enumerate()
+                .take(4)
+                .for_each(|(k, x)| *x = (i as usize + k) as f32);
+            fft.process_with_scratch(&mut input, &mut output, &mut scratch)?;
+            black_box(&output);
+        }
+        Ok(())
+    })?;
+    Ok(best.as_secs_f64() * 1e9 / f64::from(BATCH))
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, n] = args.as_slice()
+        && flag == "--fft"
+    {
+        println!("{:.1}", fft_ns(n.parse()?)?);
+        return Ok(());
+    }
+    for path in &args {
+        let audio = decode_wav(&std::fs::read(path)?)?;
+        let mut extractor = FeatureExtractor::new(FeatureParams::new(audio.sample_rate))?;
+        let mut frames = 0;
+        let best = best_of(|| {
+            frames = black_box(extractor.mfcc(&audio.samples)?).frames();
+            Ok(())
+        })?;
+        let seconds = audio.samples.len() as f64 / f64::from(audio.sample_rate);
+        println!(
+            "{path}\t{}\t{seconds}\t{frames}\t{:.1}",
+            audio.sample_rate,
+            seconds / best.as_secs_f64()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! WAV decoding to a mono `f32` signal, sample for sample what
+//! `librosa.to_mono(soundfile.read(f, dtype='float32')[0].T)` gives.
+
+use std::io::Cursor;
+
+use hound::{SampleFormat, WavReader};
+
+/// A decoded recording: mono samples at the file's own rate (nothing is resampled).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audio {
+    /// Samples per second, from the file.
+    pub sample_rate: u32,
+    /// Channels in the file; `samples` is their average.
+    pub channels: u16,
+    /// The mono signal, nominally in [-1, 1].
+    pub samples: Vec<f32>,
+}
+
+/// Why bytes could not be decoded as audio.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not a readable WAV file")]
+    Wav(#[from] hound::Error),
+    #[error(
+        "unsupported WAV sample format: {bits}-bit {kind} in {container}-bit containers \
+         (supported: 8/16/24/32-bit integer PCM, 32-bit float)"
+    )]
+    Unsupported {
+        kind: &'static str,
+        bits: u16,
+        container: u16,
+    },
+}
+
+/// Decodes a WAV file held in memory: integer PCM of 8, 16, 24 or 32 bits, or 32-bit float,
+/// any number of channels (averaged to mono like `librosa.to_mono`).
+///
+/// Integers are scaled as libsndfile does for float output: `x / 2^(bits - 1)`, with 8-bit data
+/// (unsigned in WAV) centred first; 32-bit values are rounded to `f32` before scaling.
+pub fn decode_wav(bytes: &[u8]) -> Result<Audio, DecodeError> {
+    let mut reader = WavReader::new(bytes)?;
+    let spec = reader.spec();
+    let supported = match spec.sample_format {
+        SampleFormat::Int => matches!(spec.bits_per_sample, 8 | 16 | 24 | 32),
+        SampleFormat::Float => spec.bits_per_sample == 32,
+    };
+    let container = if spec.bits_per_sample == 24 {
+        container_bits(bytes)?
+    } else {
+        spec.bits_per_sample
+    };
+    if !supported || container != spec.bits_per_sample {
+        return Err(DecodeError::Unsupported {
+            kind: match spec.sample_format {
+                SampleFormat::Int => "integer",
+                SampleFormat::Float => "float",
+            },
+            bits: spec.bits_per_sample,
+            container,
+        });
+    }
+
+    let interleaved = match spec.sample_format {
+        SampleFormat::Float => reader.samples::<f32>().collect::<Result<Vec<_>, _>>()?,
+        SampleFormat::Int => {
+            let scale = (-f64::from(spec.bits_per_sample - 1)).exp2() as f32;
+            reader
+                .samples::<i32>()
+                .map(|sample| sample.map(|x| x as f32 * scale))
+                .collect::<Result<Vec<_>, _>>()?
+        }
+    };
+    Ok(Audio {
+        sample_rate: spec.sample_rate,
+        channels: spec.channels,
+        samples: downmix(interleaved, usize::from(spec.channels)),
+    })
+}
+
+/// Bits each 24-bit integer sample occupies in the data chunk (24, or 32 for
+/// WAVE_FORMAT_EXTENSIBLE's left-justified 24-in-32, which hound reads differently from
+/// libsndfile): measured by reading one sample, as hound does not expose the container size.
+fn container_bits(bytes: &[u8]) -> Result<u16, hound::Error> {
+    let mut cursor = Cursor::new(bytes);
+    let data_start = WavReader::new(&mut cursor)?.into_inner().position();
+    cursor.set_position(0);
+    let mut reader = WavReader::new(&mut cursor)?;
+    if reader.samples::<i32>().next().transpose()?.is_none() {
+        return Ok(24);
+    }
+    let bytes_per_sample = reader.into_inner().position() - data_start;
+    Ok(u16::try_from(bytes_per_sample * 8).unwrap_or(u16::MAX))
+}
+
+/// The mean over channels of interleaved samples, summed in channel order in `f32` as numpy's
+/// `mean` does for float32 data.
+fn downmix(interleaved: Vec<f32>, channels: usize) -> Vec<f32> {
+    if channels <= 1 {
+        return interleaved;
+    }
+    let count = channels as f32;
+    interleaved
+        .chunks_exact(channels)
+        .map(|frame| frame.iter().fold(0.0f32, |sum, &x| sum + x) / count)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use hound::{WavSpec, WavSpecEx, WavWriter};
+
+    use super::*;
+
+    fn wav<S: hound::Sample + Copy>(
+        channels: u16,
+        bits: u16,
+        format: SampleFormat,
+        samples: &[S],
+    ) -> Vec<u8> {
+        let spec = WavSpec {
+            channels,
+            sample_rate: 8_000,
+            bits_per_sample: bits,
+            sample_format: format,
+        };
+        let mut cursor = Cursor::new(Vec::new());
+        let mut writer = WavWriter::new(&mut cursor, spec).expect("writer");
+        for &s in samples {
+            writer.write_sample(s).expect("sample");
+        }
+        writer.finalize().expect("finalize");
+        cursor.into_inner()
+    }
+
+    #[test]
+    fn integer_depths_scale_like_libsndfile() {
+        let cases: [(u16, i32, f32); 5] = [
+            (8, -128, -1.0),
+            (16, 16_384, 0.5),
+            (24, -8_388_608, -1.0),
+            (24, 1, 1.0 / 8_388_608.0),
+            (32, i32::MAX, 1.0),
+        ];
+        for (bits, value, want) in cases {
+            let audio = decode_wav(&wav(1, bits, SampleFormat::Int, &[value])).expect("decode");
+            assert_eq!(audio.samples, vec![want], "{bits}-bit {value}");
+            assert_eq!((audio.sample_rate, audio.channels), (8_000, 1));
+        }
+    }
+
+    #[test]
+    fn channels_are_averaged() {
+        let audio = decode_wav(&wav(
+            3,
+            16,
+            SampleFormat::Int,
+            &[16_384i16, 0, -8_192, 3, 3, 3],
+        ))
+        .expect("decode");
+        assert_eq!(audio.channels, 3);
+        assert_eq!(audio.samples, vec![0.25 / 3.0, 3.0 / 32_768.0]);
+    }
+
+    #[test]
+    fn float_samples_pass_through() {
+        let audio = decode_wav(&wav(1, 32, SampleFormat::Float, &[0.25f32, -1.5])).expect("decode");
+        assert_eq!(audio.samples, vec![0.25, -1.5]);
+    }
+
+    #[test]
+    fn left_justified_24_in_32_is_refused_by_name() {
+        let spec_ex = WavSpecEx {
+            spec: WavSpec {
+                channels: 1,
+                sample_rate: 8_000,
+                bits_per_sample: 24,
+                sample_format: SampleFormat::Int,
+            },
+            bytes_per_sample: 4,
+        };
+        let mut cursor = Cursor::new(Vec::new());
+        let mut writer = WavWriter::new_with_spec_ex(&mut cursor, spec_ex).expect("writer");
+        writer.write_sample(5i32).expect("sample");
+        writer.finalize().expect("finalize");
+        let err = decode_wav(cursor.get_ref()).expect_err("24-in-32");
+        assert!(
+            err.to_string()
+                .contains("24-bit integer in 32-bit containers"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn float64_and_garbage_are_errors() {
+        let mut float64 = Vec::new();
+        float64.extend_from_slice(b"RIFF\x2c\0\0\0WAVEfmt \x10\0\0\0");
+        // IEEE float, mono, 8 kHz, 64 kB/s, 8-byte frames, 64 bits.
+        float64.extend_from_slice(&[3, 0, 1, 0, 0x40, 0x1f, 0, 0, 0, 0xfa, 0, 0, 8, 0, 64, 0]);
+        float64.extend_from_slice(b"data\x08\0\0\0");
+        float64.extend_from_slice(&0.5f64.to_le_bytes());
+        assert!(matches!(decode_wav(&float64), Err(DecodeError::Wav(_))));
+        let err = decode_wav(b"RIFF\x04\0\0\0WAVEjunk").expect_err("junk");
+        assert!(err.to_string().contains("not a readable WAV"), "{err}");
+    }
+
+    #[test]
+    fn truncated_data_is_an_error() {
+        let mut bytes = wav(1, 16, SampleFormat::Int, &[1i16, 2, 3, 4]);
+        bytes.truncate(bytes.len() - 3);
+        assert!(matches!(decode_wav(&bytes), Err(DecodeError::Wav(_))));
+    }
+}

@@ -1,0 +1,188 @@
+//! The orthonormal DCT-II (scipy `dct(type=2, norm='ortho')`) truncated to `n_mfcc` rows, with
+//! librosa's lifter folded into the rows, applied to many frames at once.
+
+use std::f64::consts::PI;
+
+/// An `n_out × n_in` DCT matrix, row-major, in `f32`.
+#[derive(Debug, Clone)]
+pub(crate) struct DctMatrix {
+    n_in: usize,
+    rows: Vec<f32>,
+    /// Row 0's response to a constant input of 1: `sqrt(n_in)` times its lifter factor.
+    dc_gain: f64,
+    /// Per-column means of the current block.
+    means: Vec<f64>,
+}
+
+impl DctMatrix {
+    /// The first `n_out` DCT-II basis rows over `n_in` inputs, each row `k` multiplied by
+    /// `1 + lifter / 2 * sin(pi * (k + 1) / lifter)` when `lifter > 0`.
+    pub(crate) fn new(n_in: usize, n_out: usize, lifter: f64) -> Self {
+        let n = n_in as f64;
+        let lift = |k: usize| {
+            if lifter > 0.0 {
+                1.0 + lifter / 2.0 * (PI * (k + 1) as f64 / lifter).sin()
+            } else {
+                1.0
+            }
+        };
+        let mut rows = Vec::with_capacity(n_in * n_out);
+        for k in 0..n_out {
+            let scale = if k == 0 {
+                (1.0 / n).sqrt()
+            } else {
+                (2.0 / n).sqrt()
+            };
+            rows.extend((0..n_in).map(|i| {
+                (lift(k) * scale * (PI * k as f64 * (2 * i + 1) as f64 / (2.0 * n)).cos()) as f32
+            }));
+        }
+        Self {
+            n_in,
+            rows,
+            dc_gain: n.sqrt() * lift(0),
+            means: Vec::new(),
+        }
+    }
+
+    /// `output = self × input` for a band-major input of `n_in` rows and `output` of `n_out`
+    /// rows; both have `stride` columns per row, of which `columns` are processed, starting at
+    /// column `first`. `columns` is small (a block of frames), so a block stays in cache.
+    ///
+    /// Each column's mean (summed in `f64`) is taken out first and added back to row 0 exactly:
+    /// dB columns sit far from zero (-100 for silence), and summing them directly in `f32`
+    /// would add up rounding errors past 1e-3. The input columns are left holding deviations.
+    pub(crate) fn apply_block(
+        &mut self,
+        input: &mut [f32],
+        output: &mut [f32],
+        stride: usize,
+        first: usize,
+        columns: usize,
+    ) {
+        let span = first..first + columns;
+        self.means.clear();
+        self.means.resize(columns, 0.0);
+        for row in input.chunks_exact(stride) {
+            for (sum, &x) in self.means.iter_mut().zip(&row[span.clone()]) {
+                *sum += f64::from(x);
+            }
+        }
+        let n = self.n_in as f64;
+        for mean in &mut self.means {
+            *mean = f64::from((*mean / n) as f32);
+        }
+        for row in input.chunks_exact_mut(stride) {
+            for (x, &mean) in row[span.clone()].iter_mut().zip(&self.means) {
+                *x -= mean as f32;
+            }
+        }
+        for (coeffs, out_row) in self
+            .rows
+            .chunks_exact(self.n_in)
+            .zip(output.chunks_exact_mut(stride))
+        {
+            let out = &mut out_row[span.clone()];
+            out.fill(0.0);
+            for (&c, in_row) in coeffs.iter().zip(input.chunks_exact(stride)) {
+                for (o, &x) in out.iter_mut().zip(&in_row[span.clone()]) {
+                    *o += c * x;
+                }
+            }
+        }
+        if let Some(row0) = output.chunks_exact_mut(stride).next() {
+            for (o, &mean) in row0[span].iter_mut().zip(&self.means) {
+                *o = (f64::from(*o) + self.dc_gain * mean) as f32;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// scipy's definition, straight from its documentation formula.
+    fn reference(x: &[f64], k: usize) -> f64 {
+        let n = x.len() as f64;
+        let sum: f64 = x
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v * (PI * k as f64 * (2.0 * i as f64 + 1.0) / (2.0 * n)).cos())
+            .sum();
+        let f = if k == 0 {
+            (1.0 / (4.0 * n)).sqrt()
+        } else {
+            (1.0 / (2.0 * n)).sqrt()
+        };
+        2.0 * f * sum
+    }
+
+    #[test]
+    fn matches_the_orthonormal_dct_ii_on_each_column() {
+        let (n_in, n_out, frames) = (12, 5, 3);
+        let input: Vec<f32> = (0..n_in * frames)
+            .map(|i| ((i * 31) % 17) as f32 - 8.0)
+            .collect();
+        let mut output = vec![f32::NAN; n_out * frames];
+        DctMatrix::new(n_in, n_out, 0.0).apply_block(
+            &mut input.clone(),
+            &mut output,
+            frames,
+            0,
+            frames,
+        );
+        for t in 0..frames {
+            let column: Vec<f64> = (0..n_in)
+                .map(|m| f64::from(input[m * frames + t]))
+                .collect();
+            for k in 0..n_out {
+                let want = reference(&column, k);
+                assert!(
+                    (f64::from(output[k * frames + t]) - want).abs() < 1e-4,
+                    "k {k} t {t}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn constant_columns_stay_exact() {
+        // 128 bands of silence: librosa's c0 is -100 * sqrt(128), every other row 0.
+        let mut input = vec![-100f32; 128 * 3];
+        let mut output = vec![0f32; 20 * 3];
+        DctMatrix::new(128, 20, 0.0).apply_block(&mut input, &mut output, 3, 0, 3);
+        let c0 = -100.0 * 128f64.sqrt();
+        for &c in &output[..3] {
+            assert!((f64::from(c) - c0).abs() < 1e-4, "c0 {c}");
+        }
+        assert!(output[3..].iter().all(|&c| c.abs() < 1e-4));
+    }
+
+    #[test]
+    fn lifter_scales_each_row() {
+        let input = vec![1.0f32, -2.0, 0.5, 3.0];
+        let mut plain = vec![0f32; 4];
+        let mut lifted = vec![0f32; 4];
+        DctMatrix::new(4, 4, 0.0).apply_block(&mut input.clone(), &mut plain, 1, 0, 1);
+        DctMatrix::new(4, 4, 22.0).apply_block(&mut input.clone(), &mut lifted, 1, 0, 1);
+        for k in 0..4 {
+            let lift = 1.0 + 11.0 * (PI * (k + 1) as f64 / 22.0).sin();
+            assert!(
+                (f64::from(lifted[k]) - lift * f64::from(plain[k])).abs() < 1e-5,
+                "k {k}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_block_touches_only_its_columns() {
+        let mut input = vec![1f32; 4 * 6];
+        let mut output = vec![7f32; 2 * 6];
+        DctMatrix::new(4, 2, 0.0).apply_block(&mut input, &mut output, 6, 2, 3);
+        assert_eq!(&output[..2], &[7.0, 7.0]);
+        assert_eq!(output[5], 7.0);
+        assert!((output[2] - 2.0).abs() < 1e-6); // sqrt(1/4) * 4
+        assert!(output[8].abs() < 1e-6);
+    }
+}

@@ -1,0 +1,250 @@
+//! The mel filter bank, built exactly like `librosa.filters.mel` (float32 weights) and stored
+//! sparsely: each band keeps only the range of FFT bins where its triangle is non-zero.
+
+use crate::params::{MelNorm, MelScale};
+
+/// Width of one mel below 1 kHz on the Slaney scale, in Hz.
+const SLANEY_HZ_PER_MEL: f64 = 200.0 / 3.0;
+/// Start of the logarithmic part of the Slaney scale, in Hz.
+const SLANEY_MIN_LOG_HZ: f64 = 1000.0;
+
+fn slaney_log_step() -> f64 {
+    6.4f64.ln() / 27.0
+}
+
+pub(crate) fn hz_to_mel(hz: f64, scale: MelScale) -> f64 {
+    match scale {
+        MelScale::Htk => 2595.0 * (1.0 + hz / 700.0).log10(),
+        MelScale::Slaney if hz >= SLANEY_MIN_LOG_HZ => {
+            SLANEY_MIN_LOG_HZ / SLANEY_HZ_PER_MEL
+                + (hz / SLANEY_MIN_LOG_HZ).ln() / slaney_log_step()
+        }
+        MelScale::Slaney => hz / SLANEY_HZ_PER_MEL,
+    }
+}
+
+pub(crate) fn mel_to_hz(mel: f64, scale: MelScale) -> f64 {
+    let min_log_mel = SLANEY_MIN_LOG_HZ / SLANEY_HZ_PER_MEL;
+    match scale {
+        MelScale::Htk => 700.0 * (10f64.powf(mel / 2595.0) - 1.0),
+        MelScale::Slaney if mel >= min_log_mel => {
+            SLANEY_MIN_LOG_HZ * (slaney_log_step() * (mel - min_log_mel)).exp()
+        }
+        MelScale::Slaney => SLANEY_HZ_PER_MEL * mel,
+    }
+}
+
+/// `librosa.mel_frequencies`: `count` points evenly spaced in mel (numpy `linspace` rounding).
+fn mel_frequencies(count: usize, fmin: f64, fmax: f64, scale: MelScale) -> Vec<f64> {
+    let min_mel = hz_to_mel(fmin, scale);
+    let max_mel = hz_to_mel(fmax, scale);
+    let step = (max_mel - min_mel) / (count - 1) as f64;
+    (0..count)
+        .map(|i| {
+            let mel = if i + 1 == count {
+                max_mel
+            } else {
+                i as f64 * step + min_mel
+            };
+            mel_to_hz(mel, scale)
+        })
+        .collect()
+}
+
+/// The centre frequency of each FFT bin (numpy `rfftfreq` rounding).
+fn fft_frequencies(sample_rate: f64, n_fft: usize) -> impl Iterator<Item = f64> {
+    let spacing = 1.0 / (n_fft as f64 * (1.0 / sample_rate));
+    (0..=n_fft / 2).map(move |k| k as f64 * spacing)
+}
+
+/// What the filter bank is built from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MelSpec {
+    pub sample_rate: f64,
+    pub n_fft: usize,
+    pub n_mels: usize,
+    pub fmin: f64,
+    pub fmax: f64,
+    pub scale: MelScale,
+    pub norm: MelNorm,
+}
+
+/// A mel filter bank with each band stored as (first bin, weights).
+#[derive(Debug, Clone)]
+pub(crate) struct MelFilterBank {
+    /// First FFT bin of each band.
+    starts: Vec<usize>,
+    /// Offsets of each band's weights in `weights`; `n_mels + 1` entries.
+    offsets: Vec<usize>,
+    weights: Vec<f32>,
+}
+
+impl MelFilterBank {
+    pub(crate) fn new(spec: &MelSpec) -> Self {
+        let freqs: Vec<f64> = fft_frequencies(spec.sample_rate, spec.n_fft).collect();
+        let mel_f = mel_frequencies(spec.n_mels + 2, spec.fmin, spec.fmax, spec.scale);
+        let mut starts = Vec::with_capacity(spec.n_mels);
+        let mut offsets = Vec::with_capacity(spec.n_mels + 1);
+        let mut weights = Vec::new();
+        let mut row = vec![0f32; freqs.len()];
+        offsets.push(0);
+        for band in 0..spec.n_mels {
+            let (left, centre, right) = (mel_f[band], mel_f[band + 1], mel_f[band + 2]);
+            let enorm = 2.0 / (right - left);
+            for (w, &f) in row.iter_mut().zip(&freqs) {
+                let lower = -(left - f) / (centre - left);
+                let upper = (right - f) / (right - centre);
+                // librosa stores the triangle as float32, then scales it in float64.
+                let triangle = 0f64.max(lower.min(upper)) as f32;
+                *w = match spec.norm {
+                    MelNorm::Slaney => (f64::from(triangle) * enorm) as f32,
+                    MelNorm::Off => triangle,
+                };
+            }
+            let first = row.iter().position(|&w| w != 0.0);
+            let last = row.iter().rposition(|&w| w != 0.0);
+            let (start, end) = match (first, last) {
+                (Some(first), Some(last)) => (first, last + 1),
+                _ => (0, 0),
+            };
+            starts.push(start);
+            weights.extend_from_slice(&row[start..end]);
+            offsets.push(weights.len());
+        }
+        Self {
+            starts,
+            offsets,
+            weights,
+        }
+    }
+
+    pub(crate) fn n_mels(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// Band `band` as (first bin, weights).
+    pub(crate) fn band(&self, band: usize) -> (usize, &[f32]) {
+        (
+            self.starts[band],
+            &self.weights[self.offsets[band]..self.offsets[band + 1]],
+        )
+    }
+
+    /// Mel energies of one power spectrum: `out[m] = sum_k weights[m][k] * power[k]`.
+    pub(crate) fn apply(&self, power: &[f32], out: &mut [f32]) {
+        for (band, o) in out.iter_mut().enumerate() {
+            let (start, weights) = self.band(band);
+            *o = dot(weights, &power[start..start + weights.len()]);
+        }
+    }
+}
+
+/// A dot product with four independent accumulators, so the compiler can use SIMD lanes.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 4];
+    let mut a_chunks = a.chunks_exact(4);
+    let mut b_chunks = b.chunks_exact(4);
+    for (x, y) in (&mut a_chunks).zip(&mut b_chunks) {
+        for lane in 0..4 {
+            lanes[lane] += x[lane] * y[lane];
+        }
+    }
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    (lanes[0] + lanes[2]) + (lanes[1] + lanes[3]) + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(scale: MelScale, norm: MelNorm) -> MelSpec {
+        MelSpec {
+            sample_rate: 22_050.0,
+            n_fft: 2048,
+            n_mels: 128,
+            fmin: 0.0,
+            fmax: 11_025.0,
+            scale,
+            norm,
+        }
+    }
+
+    #[test]
+    fn mel_scales_round_trip() {
+        for scale in [MelScale::Slaney, MelScale::Htk] {
+            for hz in [0.0, 440.0, 999.9, 1000.0, 4321.0, 24_000.0] {
+                let back = mel_to_hz(hz_to_mel(hz, scale), scale);
+                assert!(
+                    (back - hz).abs() < 1e-9 * hz.max(1.0),
+                    "{scale:?} {hz} -> {back}"
+                );
+            }
+        }
+        assert!((hz_to_mel(1000.0, MelScale::Slaney) - 15.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn unnormalised_triangles_peak_at_most_one_and_tile_the_spectrum() {
+        let bank = MelFilterBank::new(&spec(MelScale::Htk, MelNorm::Off));
+        assert_eq!(bank.n_mels(), 128);
+        for band in 0..bank.n_mels() {
+            let (_, weights) = bank.band(band);
+            assert!(
+                weights.iter().all(|&w| (0.0..=1.0).contains(&w)),
+                "band {band}"
+            );
+        }
+        // Between the centres of the first and last band, neighbouring triangles sum to one.
+        let mut total = vec![0f32; 1025];
+        for band in 0..bank.n_mels() {
+            let (start, weights) = bank.band(band);
+            for (k, w) in weights.iter().enumerate() {
+                total[start + k] += w;
+            }
+        }
+        for (k, t) in total.iter().enumerate().take(1000).skip(40) {
+            assert!((t - 1.0).abs() < 1e-5, "bin {k}: {t}");
+        }
+    }
+
+    #[test]
+    fn slaney_norm_divides_by_the_band_width() {
+        let plain = MelFilterBank::new(&spec(MelScale::Slaney, MelNorm::Off));
+        let normed = MelFilterBank::new(&spec(MelScale::Slaney, MelNorm::Slaney));
+        let mel_f = mel_frequencies(130, 0.0, 11_025.0, MelScale::Slaney);
+        for band in [0, 50, 127] {
+            let (start_a, a) = plain.band(band);
+            let (start_b, b) = normed.band(band);
+            assert_eq!(start_a, start_b);
+            let enorm = 2.0 / (mel_f[band + 2] - mel_f[band]);
+            for (x, y) in a.iter().zip(b) {
+                assert!((f64::from(*x) * enorm - f64::from(*y)).abs() <= 1e-7 * f64::from(*y));
+            }
+        }
+    }
+
+    #[test]
+    fn sparse_apply_equals_dense_sum() {
+        let bank = MelFilterBank::new(&spec(MelScale::Slaney, MelNorm::Slaney));
+        let power: Vec<f32> = (0..1025).map(|k| ((k * 37 % 101) as f32).powi(2)).collect();
+        let mut out = vec![0f32; 128];
+        bank.apply(&power, &mut out);
+        for (band, o) in out.iter().enumerate() {
+            let (start, weights) = bank.band(band);
+            let dense: f64 = weights
+                .iter()
+                .enumerate()
+                .map(|(k, w)| f64::from(*w) * f64::from(power[start + k]))
+                .sum();
+            assert!(
+                (f64::from(*o) - dense).abs() <= 1e-5 * dense.max(1e-30),
+                "band {band}"
+            );
+        }
+    }
+}
