@@ -1,0 +1,4 @@
+//! Whole-message tests with the in-process keyring: round trips, policy, tampering.
+
+mod roundtrip;
+mod support;
