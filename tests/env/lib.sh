@@ -1,0 +1,215 @@
+# Shared settings and helpers for the local test stack. Sourced, never run.
+# shellcheck shell=bash
+
+SP_ENV_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+SP_ROOT="$(cd "$SP_ENV_SRC/../.." && pwd)"
+SP_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/securepipe"
+SP_ENV_DIR="${SECUREPIPE_ENV_DIR:-$SP_ROOT/target/env}"
+
+K8S_VERSION="v1.37.2"
+K8S_BIN_DIR="$SP_CACHE/k8s-$K8S_VERSION/bin"
+LOCALSTACK_VERSION="4.4.0"
+LOCALSTACK_REQUIREMENTS="$SP_ENV_SRC/localstack-requirements.txt"
+
+ETCD_PORT="${SECUREPIPE_ETCD_PORT:-12379}"
+ETCD_PEER_PORT="${SECUREPIPE_ETCD_PEER_PORT:-12380}"
+APISERVER_PORT="${SECUREPIPE_APISERVER_PORT:-16443}"
+KCM_PORT="${SECUREPIPE_KCM_PORT:-16257}"
+LOCALSTACK_PORT="${SECUREPIPE_LOCALSTACK_PORT:-4566}"
+
+PKI_DIR="$SP_ENV_DIR/pki"
+PID_DIR="$SP_ENV_DIR/pids"
+LOG_DIR="$SP_ENV_DIR/logs"
+
+sp_log() { printf '[securepipe env] %s\n' "$*" >&2; }
+sp_die() { sp_log "ERROR: $*"; exit 1; }
+
+# --- Kubernetes binaries -------------------------------------------------
+
+# True when all four binaries exist and report the pinned version.
+sp_kube_bins_ok() {
+    local b out
+    for b in etcd kube-apiserver kube-controller-manager kubectl; do
+        [ -x "$K8S_BIN_DIR/$b" ] || return 1
+    done
+    # Capture first: grep -q closing the pipe early would trip pipefail.
+    for b in kube-apiserver kube-controller-manager; do
+        out="$("$K8S_BIN_DIR/$b" --version 2>/dev/null)" || return 1
+        [ "$out" = "Kubernetes $K8S_VERSION" ] || return 1
+    done
+    out="$("$K8S_BIN_DIR/kubectl" version --client 2>/dev/null)" || return 1
+    case "$out" in *"Client Version: $K8S_VERSION"*) ;; *) return 1 ;; esac
+    "$K8S_BIN_DIR/etcd" --version >/dev/null 2>&1 || return 1
+}
+
+# --- LocalStack venv -----------------------------------------------------
+
+sp_localstack_venv() {
+    local sum
+    sum="$(sha256sum "$LOCALSTACK_REQUIREMENTS" | cut -c1-12)"
+    printf '%s/localstack-%s-%s\n' "$SP_CACHE" "$LOCALSTACK_VERSION" "$sum"
+}
+
+# Prints a Python 3.11 interpreter (LocalStack 4.4.0 is pinned against 3.11).
+sp_python311() {
+    local py
+    for py in "${SECUREPIPE_PYTHON:-}" python3.11 python3; do
+        [ -n "$py" ] || continue
+        if "$py" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+            command -v "$py"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# --- Processes -----------------------------------------------------------
+# A pid file holds "PID STARTTIME": the start time (field 22 of /proc/PID/stat)
+# tells our process apart from a later one that happens to reuse the PID.
+
+sp_proc_starttime() {
+    local stat
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+    # Fields after the ")" that closes the command name; state is field 3.
+    set -- ${stat##*) }
+    [ "$1" != Z ] || return 1
+    printf '%s\n' "${20}"
+}
+
+# Prints the PID of service $1 when it is running and is the one we started.
+sp_pid_of() {
+    local file="$PID_DIR/$1.pid" pid start now
+    [ -f "$file" ] || return 1
+    read -r pid start <"$file" || return 1
+    [ -n "$pid" ] && [ -n "$start" ] || return 1
+    now="$(sp_proc_starttime "$pid")" || return 1
+    [ "$now" = "$start" ] || return 1
+    printf '%s\n' "$pid"
+}
+
+sp_running() { sp_pid_of "$1" >/dev/null; }
+
+# sp_start NAME CMD...: starts CMD in its own session, detached from the
+# caller's terminal and stdout, logging to $LOG_DIR/NAME.log.
+sp_start() {
+    local name="$1" pid start
+    shift
+    mkdir -p "$PID_DIR" "$LOG_DIR"
+    # Background jobs of a non-interactive shell are not group leaders, so
+    # setsid does not fork again and $! is the service's own PID.
+    setsid "$@" </dev/null >"$LOG_DIR/$name.log" 2>&1 &
+    pid=$!
+    start="$(sp_proc_starttime "$pid")" || {
+        sp_log_tail "$name"
+        sp_die "$name exited immediately"
+    }
+    printf '%s %s\n' "$pid" "$start" >"$PID_DIR/$name.pid"
+    sp_log "started $name (pid $pid, log $LOG_DIR/$name.log)"
+}
+
+# sp_stop NAME: TERM the service's process group, KILL it after a timeout.
+sp_stop() {
+    local name="$1" pid i
+    if ! pid="$(sp_pid_of "$name")"; then
+        rm -f "$PID_DIR/$name.pid"
+        return 0
+    fi
+    sp_log "stopping $name (pid $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-100))"
+    # The service leads its own session and process group (see sp_start).
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < ${SECUREPIPE_STOP_TIMEOUT:-15} * 10; i++)); do
+        sp_running "$name" || break
+        sleep 0.1
+    done
+    if sp_running "$name"; then
+        sp_log "$name did not stop after TERM; sending KILL"
+        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do
+            sp_running "$name" || break
+            sleep 0.1
+        done
+    fi
+    rm -f "$PID_DIR/$name.pid"
+}
+
+sp_log_tail() {
+    local log="$LOG_DIR/$1.log"
+    if [ -f "$log" ]; then
+        sp_log "last lines of $log:"
+        tail -n "${SECUREPIPE_LOG_TAIL:-40}" "$log" >&2
+    fi
+}
+
+# True when something accepts TCP connections on 127.0.0.1:$1.
+sp_port_busy() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+sp_require_free_port() {
+    if sp_port_busy "$2"; then
+        sp_die "port 127.0.0.1:$2 for $1 is already in use (a stack started from another tree, or with its pid files deleted?). Stop that process, or pick another port with the SECUREPIPE_*_PORT variables."
+    fi
+}
+
+# sp_wait NAME TIMEOUT_SECONDS CHECK...: polls CHECK until it succeeds; on
+# timeout or when the service dies, prints its log tail and fails.
+sp_wait() {
+    local name="$1" timeout="$2" deadline
+    shift 2
+    deadline=$((SECONDS + timeout))
+    until "$@" >/dev/null 2>&1; do
+        if ! sp_running "$name"; then
+            sp_log_tail "$name"
+            sp_die "$name exited while waiting for it to become ready"
+        fi
+        if ((SECONDS >= deadline)); then
+            sp_log_tail "$name"
+            sp_die "$name not ready after ${timeout}s"
+        fi
+        sleep 0.5
+    done
+}
+
+# --- LocalStack process ----------------------------------------------------
+
+sp_localstack_healthy() {
+    curl -fsS --max-time 3 "http://127.0.0.1:$LOCALSTACK_PORT/_localstack/health" |
+        python3 -c '
+import json, sys
+services = json.load(sys.stdin).get("services", {})
+ok = all(services.get(s) in ("available", "running") for s in ("s3", "sts", "kms", "iam"))
+sys.exit(0 if ok else 1)'
+}
+
+sp_localstack_start() {
+    local venv data
+    if sp_running localstack; then
+        sp_log "localstack already running"
+    else
+        venv="$(sp_localstack_venv)"
+        [ -x "$venv/bin/python" ] || sp_die "LocalStack venv missing at $venv (run tests/env/install-localstack.sh)"
+        sp_require_free_port localstack "$LOCALSTACK_PORT"
+        data="$SP_ENV_DIR/localstack"
+        # Fresh state on every start.
+        rm -rf "$data"
+        mkdir -p "$data/fs" "$data/tmp" "$data/volume"
+        # Host mode (this machine may look like a container to LocalStack), no
+        # Docker, no persistence, no DNS server, no downloads, no analytics.
+        sp_start localstack env \
+            GATEWAY_LISTEN="127.0.0.1:$LOCALSTACK_PORT" \
+            SERVICES=s3,sts,kms,iam \
+            EAGER_SERVICE_LOADING=1 \
+            PERSISTENCE=0 \
+            DNS_ADDRESS=0 \
+            SKIP_SSL_CERT_DOWNLOAD=1 \
+            SKIP_INFRA_DOWNLOADS=1 \
+            DISABLE_EVENTS=1 \
+            OVERRIDE_IN_DOCKER=0 \
+            FILESYSTEM_ROOT="$data/fs" \
+            LOCALSTACK_VOLUME_DIR="$data/volume" \
+            TMPDIR="$data/tmp" \
+            "$venv/bin/python" -m localstack.runtime.main
+    fi
+    sp_wait localstack "${SECUREPIPE_LOCALSTACK_TIMEOUT:-120}" sp_localstack_healthy
+    sp_log "localstack ready on http://127.0.0.1:$LOCALSTACK_PORT"
+}
