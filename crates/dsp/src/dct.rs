@@ -12,6 +12,8 @@ pub(crate) struct DctMatrix {
     dc_gain: f64,
     /// Per-column means of the current block.
     means: Vec<f64>,
+    /// The largest lifter factor of any row (1 without a lifter).
+    max_gain: f64,
 }
 
 impl DctMatrix {
@@ -42,7 +44,13 @@ impl DctMatrix {
             rows,
             dc_gain: n.sqrt() * lift(0),
             means: Vec::new(),
+            max_gain: (0..n_out).map(|k| lift(k).abs()).fold(1.0, f64::max),
         }
+    }
+
+    /// The largest factor by which the lifter scales a row (1 without a lifter).
+    pub(crate) fn max_gain(&self) -> f64 {
+        self.max_gain
     }
 
     /// `output = self × input` for a band-major input of `n_in` rows and `output` of `n_out`

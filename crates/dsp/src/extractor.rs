@@ -6,7 +6,7 @@ use crate::dct::DctMatrix;
 use crate::logmel::{Headroom, LogMelFrontend};
 use crate::mel::{MelFilterBank, MelSpec};
 use crate::params::{FeatureParams, ParamsError, Precision};
-use crate::stft::{Framing, Stft};
+use crate::stft::Framing;
 use crate::window::padded_hann;
 
 /// Columns of the log-mel matrix fed to the DCT at a time (kept in cache across its rows).
@@ -89,7 +89,6 @@ impl FeatureExtractor {
             center: params.center,
         };
         let window = padded_hann(params.effective_win_length(), params.n_fft);
-        let stft = Stft::new(framing, &window, params.precision());
         let mel = MelFilterBank::new(&MelSpec {
             sample_rate: f64::from(params.sample_rate),
             n_fft: params.n_fft,
@@ -100,8 +99,9 @@ impl FeatureExtractor {
             norm: params.mel_norm,
         });
         let dct = DctMatrix::new(params.n_mels, params.n_mfcc, params.lifter);
+        let frontend = LogMelFrontend::new(framing, &window, mel, params.top_db, dct.max_gain());
         Ok(Self {
-            frontend: LogMelFrontend::new(stft, mel, params.top_db),
+            frontend,
             dct,
             log_mel: Vec::new(),
             params,

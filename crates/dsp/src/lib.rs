@@ -12,10 +12,11 @@
 //! * MFCC: orthonormal DCT-II of the dB matrix, first `n_mfcc` rows, optional lifter.
 //!
 //! Every element stays within 1e-3 of librosa's float64 result (checked against generated
-//! references in `tests/golden/dsp`). Precision: the STFT runs in `f32` when `top_db` is at most
-//! 80 dB, which bounds how far below the frame's peak an unclamped band can be; otherwise
-//! (`top_db` none or larger) the `f32` FFT noise floor would show, so it runs in `f64` like
-//! librosa's. Everything after the power spectrum is `f32`. See [`Precision`].
+//! references in `tests/golden/dsp`). Precision (see [`Precision`]): with `top_db` set, the STFT
+//! runs in `f32`, and any frame with a band that survives the clamp but lies too far below the
+//! frame's energy for `f32` (about 60 dB, less with a lifter) is recomputed in `f64`; with
+//! `top_db` none the `f32` noise floor would show in every quiet band, so the whole STFT runs in
+//! `f64`, like librosa's. Everything after the power spectrum is `f32`.
 //!
 //! Any finite input gives finite output: a signal whose peak exceeds 1 is scaled down by a power
 //! of two before the FFT and its dB values are shifted back (exact for peaks up to ~1e13).
@@ -24,6 +25,7 @@ mod audio;
 mod db;
 mod dct;
 mod extractor;
+mod guard;
 mod logmel;
 mod mel;
 mod npy;
@@ -34,6 +36,4 @@ mod window;
 pub use audio::{Audio, DecodeError, decode_wav};
 pub use extractor::{ExtractError, FeatureExtractor, FeatureKind, FeatureMatrix};
 pub use npy::write_npy;
-pub use params::{
-    FeatureParams, MelNorm, MelScale, ParamsError, Precision, SINGLE_PRECISION_MAX_TOP_DB,
-};
+pub use params::{FeatureParams, MelNorm, MelScale, ParamsError, Precision};

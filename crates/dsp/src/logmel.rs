@@ -3,8 +3,10 @@
 use realfft::FftError;
 
 use crate::db;
+use crate::guard::DepthGuard;
 use crate::mel::MelFilterBank;
-use crate::stft::Stft;
+use crate::params::Precision;
+use crate::stft::{Framing, Stft};
 
 /// Frames processed together: their mel energies go through the log in one vectorised pass
 /// and are written to the band-major output one cache line per band.
@@ -37,6 +39,8 @@ impl Headroom {
 /// STFT, mel filter bank and the per-block buffers.
 pub(crate) struct LogMelFrontend {
     stft: Stft,
+    /// With an `f32` STFT: the `f64` STFT and guard that redo frames `f32` cannot get right.
+    refine: Option<(Stft, DepthGuard)>,
     mel: MelFilterBank,
     top_db: Option<f32>,
     /// One power spectrum.
@@ -46,15 +50,31 @@ pub(crate) struct LogMelFrontend {
 }
 
 impl LogMelFrontend {
-    pub(crate) fn new(stft: Stft, mel: MelFilterBank, top_db: Option<f64>) -> Self {
-        let power = vec![0.0; stft.bins()];
-        let block = vec![0.0; BLOCK_FRAMES * mel.n_mels()];
+    /// `max_gain`: the largest factor later stages apply to a band's error (the lifter's).
+    pub(crate) fn new(
+        framing: Framing,
+        window: &[f64],
+        mel: MelFilterBank,
+        top_db: Option<f64>,
+        max_gain: f64,
+    ) -> Self {
+        let (stft, refine) = match top_db {
+            Some(_) => (
+                Stft::new(framing, window, Precision::Single),
+                Some((
+                    Stft::new(framing, window, Precision::Double),
+                    DepthGuard::new(&mel, max_gain),
+                )),
+            ),
+            None => (Stft::new(framing, window, Precision::Double), None),
+        };
         Self {
+            power: vec![0.0; stft.bins()],
+            block: vec![0.0; BLOCK_FRAMES * mel.n_mels()],
             stft,
+            refine,
             mel,
             top_db: top_db.map(|db| db as f32),
-            power,
-            block,
         }
     }
 
@@ -77,12 +97,19 @@ impl LogMelFrontend {
     ) -> Result<(), FftError> {
         let n_mels = self.n_mels();
         self.stft.set_gain(headroom.gain);
+        if let Some((stft, guard)) = &mut self.refine {
+            stft.set_gain(headroom.gain);
+            guard.start(frames);
+        }
         let mut max_db = f32::NEG_INFINITY;
         for first in (0..frames).step_by(BLOCK_FRAMES) {
             let count = BLOCK_FRAMES.min(frames - first);
             let block = &mut self.block[..count * n_mels];
             for (t, mel) in (first..).zip(block.chunks_exact_mut(n_mels)) {
                 self.stft.power_frame(signal, t, &mut self.power)?;
+                if let Some((_, guard)) = &mut self.refine {
+                    guard.record(t, &self.power, headroom.offset_db);
+                }
                 self.mel.apply(&self.power, mel);
             }
             max_db = max_db.max(db::to_db(block, headroom.offset_db));
@@ -95,9 +122,27 @@ impl LogMelFrontend {
                 }
             }
         }
-        if let Some(top_db) = self.top_db {
-            db::clamp_below(out, max_db - top_db);
+        let Some(top_db) = self.top_db else {
+            return Ok(());
+        };
+        let floor = max_db - top_db;
+        if let Some((stft, guard)) = &mut self.refine {
+            let column = &mut self.block[..n_mels];
+            for (t, _) in guard
+                .risky_frames(out, frames, floor)
+                .iter()
+                .enumerate()
+                .filter(|(_, risky)| **risky)
+            {
+                stft.power_frame(signal, t, &mut self.power)?;
+                self.mel.apply(&self.power, column);
+                db::to_db(column, headroom.offset_db);
+                for (row, &db) in out.chunks_exact_mut(frames).zip(column.iter()) {
+                    row[t] = db;
+                }
+            }
         }
+        db::clamp_below(out, floor);
         Ok(())
     }
 }
@@ -119,5 +164,63 @@ mod tests {
         assert!((headroom.offset_db - 12.041_2).abs() < 1e-3);
         let max = Headroom::for_peak(f32::MAX);
         assert!(max.gain > 0.0 && f32::MAX * max.gain <= 1.0);
+    }
+
+    fn frontend(stft: Precision, refine: bool) -> LogMelFrontend {
+        let framing = Framing {
+            n_fft: 2048,
+            hop_length: 512,
+            center: true,
+        };
+        let window = crate::window::padded_hann(2048, 2048);
+        let mel = || {
+            MelFilterBank::new(&crate::mel::MelSpec {
+                sample_rate: 16_000.0,
+                n_fft: 2048,
+                n_mels: 128,
+                fmin: 0.0,
+                fmax: 8_000.0,
+                scale: crate::params::MelScale::Slaney,
+                norm: crate::params::MelNorm::Slaney,
+            })
+        };
+        let mut frontend = LogMelFrontend::new(framing, &window, mel(), Some(80.0), 1.0);
+        frontend.stft = Stft::new(framing, &window, stft);
+        if !refine {
+            frontend.refine = None;
+        }
+        frontend
+    }
+
+    fn log_mel(frontend: &mut LogMelFrontend, signal: &[f32]) -> Vec<f32> {
+        let frames = frontend.frame_count(signal.len()).expect("frames");
+        let mut out = vec![0.0; 128 * frames];
+        frontend
+            .compute(signal, Headroom::for_peak(1.0), frames, &mut out)
+            .expect("fft");
+        out
+    }
+
+    #[test]
+    fn deep_bands_of_a_pure_tone_are_recomputed_in_double_precision() {
+        // A softly clipped tone: harmonics at every depth down to the 80 dB floor.
+        let signal: Vec<f32> = (0..16_000)
+            .map(|n| {
+                let x = 0.9 * (2.0 * std::f64::consts::PI * 1234.5 * f64::from(n) / 16e3).sin();
+                (x.clamp(-0.6, 0.6) * 32768.0).round() as f32 / 32768.0
+            })
+            .collect();
+        let exact = log_mel(&mut frontend(Precision::Double, false), &signal);
+        let diff = |other: &[f32]| {
+            other
+                .iter()
+                .zip(&exact)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max)
+        };
+        let single_only = diff(&log_mel(&mut frontend(Precision::Single, false), &signal));
+        let refined = diff(&log_mel(&mut frontend(Precision::Single, true), &signal));
+        assert!(single_only > 1e-3, "f32 alone should miss: {single_only}");
+        assert!(refined < 2e-4, "refined: {refined}");
     }
 }

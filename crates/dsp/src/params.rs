@@ -23,19 +23,15 @@ pub enum MelNorm {
 /// The numeric type of the STFT, chosen from the parameters (see [`FeatureParams::precision`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precision {
-    /// `f32` FFT: enough when `top_db` clamps every band to within 80 dB of the global peak.
+    /// `f32` FFT, with frames that have a band too deep for `f32` recomputed in `f64`. Used when
+    /// `top_db` clamps: the clamp bounds how deep a surviving band can be, so most frames of
+    /// real audio need no recomputation.
     Single,
-    /// `f64` FFT, like librosa: needed when quiet bands far below the peak stay unclamped.
+    /// `f64` FFT for every frame, like librosa: with no clamp, every quiet band down to the
+    /// `amin` floor is in the output, and the `f32` noise floor (errors of 0.06–0.23 on sines
+    /// and chirps) would show.
     Double,
 }
-
-/// The largest `top_db` for which the `f32` STFT keeps every output within 1e-3 of librosa.
-///
-/// The error of an `f32` FFT is relative to the frame's own energy, so a band `d` dB below the
-/// frame's peak sees an error that grows like `10^(d/20)`. With `top_db` ≤ 80 every unclamped
-/// band is within 80 dB of the global peak (hence of its frame's peak), where the measured error
-/// is ~2e-4; further down the `f32` noise floor shows (0.06–0.23 with no clamp at all).
-pub const SINGLE_PRECISION_MAX_TOP_DB: f64 = 80.0;
 
 /// Everything that defines a feature matrix. [`FeatureParams::new`] gives librosa's defaults.
 ///
@@ -128,11 +124,12 @@ impl FeatureParams {
     }
 
     /// The STFT precision these parameters need to stay within 1e-3 of librosa's `f64` result:
-    /// `Single` when `top_db` is set and at most [`SINGLE_PRECISION_MAX_TOP_DB`], else `Double`.
+    /// `Single` (with per-frame `f64` recomputation where needed) when `top_db` is set,
+    /// `Double` when it is not.
     pub fn precision(&self) -> Precision {
         match self.top_db {
-            Some(top_db) if top_db <= SINGLE_PRECISION_MAX_TOP_DB => Precision::Single,
-            _ => Precision::Double,
+            Some(_) => Precision::Single,
+            None => Precision::Double,
         }
     }
 
@@ -199,12 +196,12 @@ mod tests {
     }
 
     #[test]
-    fn unclamped_or_deep_top_db_needs_double_precision() {
+    fn no_top_db_needs_double_precision() {
         let mut params = FeatureParams::new(16_000);
         params.top_db = None;
         assert_eq!(params.precision(), Precision::Double);
-        params.top_db = Some(80.5);
-        assert_eq!(params.precision(), Precision::Double);
+        params.top_db = Some(120.0);
+        assert_eq!(params.precision(), Precision::Single);
     }
 
     #[test]
