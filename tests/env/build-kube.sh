@@ -7,6 +7,8 @@ set -euo pipefail
 # shellcheck source=tests/env/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+sp_lock "$SP_CACHE/.build-kube.lock"
+
 if [ "${1:-}" != "--force" ] && sp_kube_bins_ok; then
     sp_log "kubernetes $K8S_VERSION binaries present in $K8S_BIN_DIR"
     exit 0

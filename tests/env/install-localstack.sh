@@ -6,6 +6,8 @@ set -euo pipefail
 # shellcheck source=tests/env/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+sp_lock "$SP_CACHE/.install-localstack.lock"
+
 venv="$(sp_localstack_venv)"
 if [ "${1:-}" != "--force" ] && [ -f "$venv/.complete" ]; then
     sp_log "LocalStack venv present at $venv"

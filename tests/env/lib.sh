@@ -1,5 +1,7 @@
 # Shared settings and helpers for the local test stack. Sourced, never run.
 # shellcheck shell=bash
+# The settings below are used by the scripts that source this file.
+# shellcheck disable=SC2034
 
 SP_ENV_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SP_ROOT="$(cd "$SP_ENV_SRC/../.." && pwd)"
@@ -20,6 +22,14 @@ LOCALSTACK_PORT="${SECUREPIPE_LOCALSTACK_PORT:-4566}"
 PKI_DIR="$SP_ENV_DIR/pki"
 PID_DIR="$SP_ENV_DIR/pids"
 LOG_DIR="$SP_ENV_DIR/logs"
+
+# sp_lock FILE: holds an exclusive lock on FILE until the calling script exits,
+# so concurrent runs (two test suites, say) wait for each other.
+sp_lock() {
+    mkdir -p "$(dirname "$1")"
+    exec 9>"$1"
+    flock 9
+}
 
 sp_log() { printf '[securepipe env] %s\n' "$*" >&2; }
 sp_die() { sp_log "ERROR: $*"; exit 1; }
@@ -68,12 +78,13 @@ sp_python311() {
 # tells our process apart from a later one that happens to reuse the PID.
 
 sp_proc_starttime() {
-    local stat
+    local stat f
     stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-    # Fields after the ")" that closes the command name; state is field 3.
-    set -- ${stat##*) }
-    [ "$1" != Z ] || return 1
-    printf '%s\n' "${20}"
+    # Fields after the ")" that closes the command name: f[0] is field 3
+    # (state; Z is a dead process), f[19] is field 22 (start time).
+    read -ra f <<<"${stat##*) }"
+    [ "${f[0]}" != Z ] || return 1
+    printf '%s\n' "${f[19]}"
 }
 
 # Prints the PID of service $1 when it is running and is the one we started.
@@ -97,7 +108,8 @@ sp_start() {
     mkdir -p "$PID_DIR" "$LOG_DIR"
     # Background jobs of a non-interactive shell are not group leaders, so
     # setsid does not fork again and $! is the service's own PID.
-    setsid "$@" </dev/null >"$LOG_DIR/$name.log" 2>&1 &
+    # 9>&- keeps the lock of sp_lock out of the long-lived service.
+    setsid "$@" </dev/null >"$LOG_DIR/$name.log" 2>&1 9>&- &
     pid=$!
     start="$(sp_proc_starttime "$pid")" || {
         sp_log_tail "$name"
@@ -181,6 +193,17 @@ ok = all(services.get(s) in ("available", "running") for s in ("s3", "sts", "kms
 sys.exit(0 if ok else 1)'
 }
 
+sp_localstack_warm() {
+    AWS_ENDPOINT_URL="http://127.0.0.1:$LOCALSTACK_PORT" AWS_DEFAULT_REGION=us-east-1 \
+        AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
+        AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+        "$(sp_localstack_venv)/bin/python" -c '
+import boto3
+for service, call in [("sts", "get_caller_identity"), ("s3", "list_buckets"),
+                      ("kms", "list_keys"), ("iam", "list_roles")]:
+    getattr(boto3.client(service), call)()'
+}
+
 sp_localstack_start() {
     local venv data
     if sp_running localstack; then
@@ -192,24 +215,27 @@ sp_localstack_start() {
         data="$SP_ENV_DIR/localstack"
         # Fresh state on every start.
         rm -rf "$data"
-        mkdir -p "$data/fs" "$data/tmp" "$data/volume"
+        mkdir -p "$data/fs" "$data/volume"
         # Host mode (this machine may look like a container to LocalStack), no
         # Docker, no persistence, no DNS server, no downloads, no analytics.
         sp_start localstack env \
             GATEWAY_LISTEN="127.0.0.1:$LOCALSTACK_PORT" \
             SERVICES=s3,sts,kms,iam \
-            EAGER_SERVICE_LOADING=1 \
             PERSISTENCE=0 \
             DNS_ADDRESS=0 \
             SKIP_SSL_CERT_DOWNLOAD=1 \
-            SKIP_INFRA_DOWNLOADS=1 \
             DISABLE_EVENTS=1 \
             OVERRIDE_IN_DOCKER=0 \
             FILESYSTEM_ROOT="$data/fs" \
             LOCALSTACK_VOLUME_DIR="$data/volume" \
-            TMPDIR="$data/tmp" \
             "$venv/bin/python" -m localstack.runtime.main
     fi
     sp_wait localstack "${SECUREPIPE_LOCALSTACK_TIMEOUT:-120}" sp_localstack_healthy
+    # Services load on first use (EAGER_SERVICE_LOADING does nothing in host
+    # mode), which takes seconds: do it now rather than in the first test.
+    sp_localstack_warm || {
+        sp_log_tail localstack
+        sp_die "localstack does not answer S3/STS/KMS/IAM calls"
+    }
     sp_log "localstack ready on http://127.0.0.1:$LOCALSTACK_PORT"
 }
