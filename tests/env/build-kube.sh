@@ -4,7 +4,7 @@
 # tests/env/kube-build/go.mod) into a versioned cache outside the repo.
 # Reuses the binaries when they are present and report the pinned version.
 set -euo pipefail
-# shellcheck source=tests/env/lib.sh
+# shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 sp_lock "$SP_CACHE/.build-kube.lock"

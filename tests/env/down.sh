@@ -2,13 +2,14 @@
 # Stops the processes tests/env/up.sh started (by recorded PID, checking each
 # is still the process we started) and removes their pid files.
 set -euo pipefail
-# shellcheck source=tests/env/lib.sh
+# shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 sp_lock "$SP_ENV_DIR/.lock"
 
 # Reverse start order: clients of the apiserver first, etcd last.
-for name in localstack kube-controller-manager kube-apiserver etcd; do
+sp_localstack_stop
+for name in kube-controller-manager kube-apiserver etcd; do
     sp_stop "$name"
 done
 sp_log "stack stopped"

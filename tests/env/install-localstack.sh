@@ -3,7 +3,7 @@
 # a venv in the user cache whose name carries the file's hash, so a changed
 # file gets a new venv and an unchanged one is reused.
 set -euo pipefail
-# shellcheck source=tests/env/lib.sh
+# shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 sp_lock "$SP_CACHE/.install-localstack.lock"

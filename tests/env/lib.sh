@@ -119,9 +119,10 @@ sp_start() {
     sp_log "started $name (pid $pid, log $LOG_DIR/$name.log)"
 }
 
-# sp_stop NAME: TERM the service's process group, KILL it after a timeout.
+# sp_stop NAME [TIMEOUT]: TERM the service's process group, KILL it after
+# TIMEOUT seconds (default $SECUREPIPE_STOP_TIMEOUT or 15).
 sp_stop() {
-    local name="$1" pid i
+    local name="$1" timeout="${2:-${SECUREPIPE_STOP_TIMEOUT:-15}}" pid i
     if ! pid="$(sp_pid_of "$name")"; then
         rm -f "$PID_DIR/$name.pid"
         return 0
@@ -129,12 +130,12 @@ sp_stop() {
     sp_log "stopping $name (pid $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-100))"
     # The service leads its own session and process group (see sp_start).
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < ${SECUREPIPE_STOP_TIMEOUT:-15} * 10; i++)); do
+    for ((i = 0; i < timeout * 10; i++)); do
         sp_running "$name" || break
         sleep 0.1
     done
     if sp_running "$name"; then
-        sp_log "$name did not stop after TERM; sending KILL"
+        sp_log "$name still running ${timeout}s after TERM; sending KILL"
         kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
         for ((i = 0; i < 50; i++)); do
             sp_running "$name" || break
@@ -204,32 +205,34 @@ for service, call in [("sts", "get_caller_identity"), ("s3", "list_buckets"),
     getattr(boto3.client(service), call)()'
 }
 
-sp_localstack_start() {
+# Starts LocalStack unless it runs already; does not wait (see below).
+sp_localstack_launch() {
     local venv data
-    if sp_running localstack; then
-        sp_log "localstack already running"
-    else
-        venv="$(sp_localstack_venv)"
-        [ -x "$venv/bin/python" ] || sp_die "LocalStack venv missing at $venv (run tests/env/install-localstack.sh)"
-        sp_require_free_port localstack "$LOCALSTACK_PORT"
-        data="$SP_ENV_DIR/localstack"
-        # Fresh state on every start.
-        rm -rf "$data"
-        mkdir -p "$data/fs" "$data/volume"
-        # Host mode (this machine may look like a container to LocalStack), no
-        # Docker, no persistence, no DNS server, no downloads, no analytics.
-        sp_start localstack env \
-            GATEWAY_LISTEN="127.0.0.1:$LOCALSTACK_PORT" \
-            SERVICES=s3,sts,kms,iam \
-            PERSISTENCE=0 \
-            DNS_ADDRESS=0 \
-            SKIP_SSL_CERT_DOWNLOAD=1 \
-            DISABLE_EVENTS=1 \
-            OVERRIDE_IN_DOCKER=0 \
-            FILESYSTEM_ROOT="$data/fs" \
-            LOCALSTACK_VOLUME_DIR="$data/volume" \
-            "$venv/bin/python" -m localstack.runtime.main
-    fi
+    sp_running localstack && return 0
+    venv="$(sp_localstack_venv)"
+    [ -x "$venv/bin/python" ] || sp_die "LocalStack venv missing at $venv (run tests/env/install-localstack.sh)"
+    sp_require_free_port localstack "$LOCALSTACK_PORT"
+    data="$SP_ENV_DIR/localstack"
+    # Fresh state on every start.
+    rm -rf "$data"
+    mkdir -p "$data/fs" "$data/volume"
+    # Host mode (this machine may look like a container to LocalStack), no
+    # Docker, no persistence, no DNS server, no downloads, no analytics.
+    sp_start localstack env \
+        GATEWAY_LISTEN="127.0.0.1:$LOCALSTACK_PORT" \
+        SERVICES=s3,sts,kms,iam \
+        PERSISTENCE=0 \
+        DNS_ADDRESS=0 \
+        SKIP_SSL_CERT_DOWNLOAD=1 \
+        DISABLE_EVENTS=1 \
+        OVERRIDE_IN_DOCKER=0 \
+        FILESYSTEM_ROOT="$data/fs" \
+        LOCALSTACK_VOLUME_DIR="$data/volume" \
+        "$venv/bin/python" -m localstack.runtime.main
+}
+
+# Waits until LocalStack is healthy and has loaded the four services.
+sp_localstack_wait() {
     sp_wait localstack "${SECUREPIPE_LOCALSTACK_TIMEOUT:-120}" sp_localstack_healthy
     # Services load on first use (EAGER_SERVICE_LOADING does nothing in host
     # mode), which takes seconds: do it now rather than in the first test.
@@ -238,4 +241,15 @@ sp_localstack_start() {
         sp_die "localstack does not answer S3/STS/KMS/IAM calls"
     }
     sp_log "localstack ready on http://127.0.0.1:$LOCALSTACK_PORT"
+}
+
+# LocalStack spends about 5 s in shutdown hooks after TERM; its state is
+# thrown away anyway, so it gets KILL sooner.
+sp_localstack_stop() {
+    sp_stop localstack "${SECUREPIPE_LOCALSTACK_STOP_TIMEOUT:-2}"
+}
+
+sp_localstack_start() {
+    sp_localstack_launch
+    sp_localstack_wait
 }

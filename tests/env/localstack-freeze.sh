@@ -3,7 +3,7 @@
 # a scratch venv and writes every installed distribution with its exact
 # version and archive hash. Run only when changing the pins; commit the result.
 set -euo pipefail
-# shellcheck source=tests/env/lib.sh
+# shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # LocalStack 4.4.0 on Python 3.11 needs these caps (newer releases break it).

@@ -3,16 +3,16 @@
 # mid-test. start waits until S3, STS, KMS and IAM are healthy. State is fresh
 # after every start.
 set -euo pipefail
-# shellcheck source=tests/env/lib.sh
+# shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 sp_lock "$SP_ENV_DIR/.lock"
 
 case "${1:-}" in
-stop) sp_stop localstack ;;
+stop) sp_localstack_stop ;;
 start) sp_localstack_start ;;
 restart)
-    sp_stop localstack
+    sp_localstack_stop
     sp_localstack_start
     ;;
 *)

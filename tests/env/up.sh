@@ -4,13 +4,17 @@
 # installs what is missing first. Idempotent: running services are kept.
 # Then: . target/env/env.sh
 set -euo pipefail
-# shellcheck source=tests/env/lib.sh
+# shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 sp_lock "$SP_ENV_DIR/.lock"
 
-"$SP_ENV_SRC/build-kube.sh"
-"$SP_ENV_SRC/install-localstack.sh"
+# The Go build is CPU-bound and the pip install mostly waits on downloads:
+# on a cold machine run them side by side.
+"$SP_ENV_SRC/install-localstack.sh" &
+install_pid=$!
+"$SP_ENV_SRC/build-kube.sh" || { wait "$install_pid" || true; exit 1; }
+wait "$install_pid" || sp_die "LocalStack install failed"
 mkdir -p "$PKI_DIR" "$PID_DIR" "$LOG_DIR"
 
 # --- credentials (kept across restarts; delete target/env to renew) ------
@@ -72,6 +76,9 @@ EOF
 write_kubeconfig "$SP_ENV_DIR/kubeconfig" admin "$admin_token"
 write_kubeconfig "$SP_ENV_DIR/kube-controller-manager.kubeconfig" \
     system:kube-controller-manager "$kcm_token"
+
+# LocalStack takes longest to come up: launch it now, wait for it last.
+sp_localstack_launch
 
 # --- etcd (fresh data on every start) -------------------------------------
 if ! sp_running etcd; then
@@ -143,7 +150,7 @@ default_sa() { api_get /api/v1/namespaces/default/serviceaccounts/default; }
 sp_wait kube-controller-manager 60 default_sa
 
 # --- LocalStack ---------------------------------------------------------------
-sp_localstack_start
+sp_localstack_wait
 
 # --- environment for tests ----------------------------------------------------
 cat >"$SP_ENV_DIR/env.sh" <<EOF
