@@ -82,6 +82,9 @@ sp_localstack_launch
 
 # --- etcd (fresh data on every start) -------------------------------------
 if ! sp_running etcd; then
+    # A fresh etcd lacks what a running apiserver bootstrapped: restart both.
+    sp_stop kube-controller-manager
+    sp_stop kube-apiserver
     sp_require_free_port etcd "$ETCD_PORT"
     sp_require_free_port etcd-peer "$ETCD_PEER_PORT"
     rm -rf "$SP_ENV_DIR/etcd"
