@@ -137,6 +137,7 @@ impl EncryptionContext {
     }
 
     /// The map of pairs, as the KMS API takes them.
+    #[cfg(feature = "kms")]
     pub(crate) fn to_hash_map(&self) -> std::collections::HashMap<String, String> {
         self.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }

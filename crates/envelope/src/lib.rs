@@ -39,7 +39,9 @@ pub use context::{
 pub use decrypt::{DecryptError, DecryptStream, Decrypted, Decryptor, Limits, MAX_FRAME_LENGTH};
 pub use encrypt::{DEFAULT_FRAME_LENGTH, EncryptError, EncryptWriter, Encryptor};
 pub use header::{ContentType, EncodeError, Header, HeaderError, MESSAGE_ID_LEN, MESSAGE_VERSION};
-pub use keyring::{Keyring, KmsKeyring};
+pub use keyring::Keyring;
+#[cfg(feature = "kms")]
+pub use keyring::KmsKeyring;
 pub use plaintext::Plaintext;
 pub use signature::InvalidPublicKey;
 pub use suite::AlgorithmSuite;

@@ -59,6 +59,11 @@ async fn read_header<R: AsyncRead + Unpin>(
 ) -> Result<(Header, usize), DecryptError> {
     loop {
         match Header::parse_partial(input.available()) {
+            Ok((_, len)) if len > limits.max_header_len => {
+                return Err(DecryptError::HeaderTooLarge {
+                    max: limits.max_header_len,
+                });
+            }
             Ok(parsed) => return Ok(parsed),
             Err(ParseError::Invalid(err)) => return Err(err.into()),
             Err(ParseError::Incomplete) => {

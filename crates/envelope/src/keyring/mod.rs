@@ -3,6 +3,7 @@
 
 mod arn;
 mod data_key;
+#[cfg(feature = "kms")]
 mod kms;
 #[cfg(any(test, feature = "test-keyring"))]
 mod static_key;
@@ -13,6 +14,7 @@ use std::future::Future;
 
 pub use arn::{KeyArn, KeyArnError};
 pub use data_key::DataKey;
+#[cfg(feature = "kms")]
 pub use kms::{KMS_PROVIDER_ID, KmsKeyring, KmsKeyringError};
 #[cfg(any(test, feature = "test-keyring"))]
 pub use static_key::StaticKeyring;
