@@ -1,0 +1,57 @@
+//! AWS clients built from the standard provider chain and endpoint settings
+//! (`AWS_ENDPOINT_URL*`, `AWS_REGION`, IRSA / Pod Identity credentials, ...), so the same
+//! binary works against AWS and against LocalStack.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+/// Settings that the standard AWS environment variables do not cover.
+#[derive(Clone, Debug, Default)]
+pub struct AwsSettings {
+    /// Address S3 buckets by path (`endpoint/bucket/key`) instead of by virtual host;
+    /// emulators on loopback need this.
+    pub s3_force_path_style: bool,
+}
+
+/// The operator's AWS identity and settings, from which per-region clients are made.
+#[derive(Clone, Debug)]
+pub struct Aws {
+    base: SdkConfig,
+    settings: AwsSettings,
+}
+
+impl Aws {
+    /// Loads the standard AWS configuration from the environment.
+    pub async fn from_env(settings: AwsSettings) -> Self {
+        let base = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        Self { base, settings }
+    }
+
+    /// Wraps an already loaded configuration.
+    pub fn new(base: SdkConfig, settings: AwsSettings) -> Self {
+        Self { base, settings }
+    }
+
+    /// The configuration for `region`, sharing credentials, endpoints and HTTP client.
+    pub fn sdk_config(&self, region: &str) -> SdkConfig {
+        self.base
+            .to_builder()
+            .region(Region::new(region.to_owned()))
+            .build()
+    }
+
+    pub fn sts(&self, region: &str) -> aws_sdk_sts::Client {
+        aws_sdk_sts::Client::new(&self.sdk_config(region))
+    }
+
+    pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::config::Builder::from(&self.sdk_config(region))
+            .force_path_style(self.settings.s3_force_path_style)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// IAM is global; its calls go to the configured (or default) region's endpoint.
+    pub fn iam(&self) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&self.base)
+    }
+}

@@ -1,0 +1,8 @@
+//! The AWS side of securepipe. Every call to an AWS service goes through this crate, one
+//! small module per concern; the pure builders (session policies, lifecycle documents)
+//! are testable without any server.
+
+pub mod config;
+pub mod session_policy;
+
+pub use config::{Aws, AwsSettings};
