@@ -2,6 +2,9 @@
 //! (`AWS_ENDPOINT_URL*`, `AWS_REGION`, IRSA / Pod Identity credentials, ...), so the same
 //! binary works against AWS and against LocalStack.
 
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
 /// Settings that the standard AWS environment variables do not cover.
@@ -22,7 +25,17 @@ pub struct Aws {
 impl Aws {
     /// Loads the standard AWS configuration from the environment.
     pub async fn from_env(settings: AwsSettings) -> Self {
-        let base = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        // Bounded timeouts: an unreachable endpoint must surface as a condition within
+        // seconds, not hang a reconcile.
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .operation_attempt_timeout(Duration::from_secs(10))
+            .operation_timeout(Duration::from_secs(30))
+            .build();
+        let base = aws_config::defaults(BehaviorVersion::latest())
+            .timeout_config(timeouts)
+            .load()
+            .await;
         Self { base, settings }
     }
 

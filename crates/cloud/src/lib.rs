@@ -3,6 +3,10 @@
 //! are testable without any server.
 
 pub mod config;
+pub mod failure;
+pub mod revocation;
 pub mod session_policy;
+pub mod sts;
 
 pub use config::{Aws, AwsSettings};
+pub use failure::{Failure, FailureReason};
