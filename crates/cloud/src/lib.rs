@@ -2,8 +2,10 @@
 //! small module per concern; the pure builders (session policies, lifecycle documents)
 //! are testable without any server.
 
+pub mod bucket_posture;
 pub mod config;
 pub mod failure;
+pub mod lifecycle;
 pub mod revocation;
 pub mod session_policy;
 pub mod sts;
