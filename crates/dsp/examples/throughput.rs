@@ -1,5 +1,9 @@
 //! Single-thread throughput of the feature extractor, for tests/bench/dsp-vs-librosa.sh.
 //!
+//! Times are this thread's on-CPU time (Linux `/proc/thread-self/schedstat`, in ns), best of
+//! repeated runs, so a busy machine inflates them less; the librosa side measures the same way
+//! (`time.thread_time`).
+//!
 //! `throughput FILE.wav...` prints, per file, `file<TAB>rate<TAB>seconds<TAB>frames<TAB>
 //! x-real-time` for MFCC at librosa's default parameters (best of repeated runs).
 //! `throughput --fft N` prints the best time in ns of one bare N-point f32 real FFT (plan
@@ -12,21 +16,42 @@ use std::time::{Duration, Instant};
 use realfft::RealFftPlanner;
 use securepipe_dsp::{FeatureExtractor, FeatureParams, decode_wav};
 
-/// Each measurement repeats until this much time has passed, and keeps the best run.
-const BUDGET: Duration = Duration::from_millis(1500);
+/// Measurements keep the best sample taken within this much wall time (at least 3 samples).
+const BUDGET: Duration = Duration::from_millis(2000);
+/// A sample repeats the work until it has taken this much CPU time: the kernel updates a
+/// running thread's `schedstat` only at ticks and switches, so short samples would be coarse.
+const SAMPLE: Duration = Duration::from_millis(200);
 
+/// On-CPU time of the calling thread so far.
+fn thread_cpu_time() -> Result<Duration, Box<dyn Error>> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat")?;
+    let ns = stat
+        .split_whitespace()
+        .next()
+        .ok_or("empty /proc/thread-self/schedstat")?
+        .parse()?;
+    Ok(Duration::from_nanos(ns))
+}
+
+/// The best on-CPU time of one `run`.
 fn best_of<F: FnMut() -> Result<(), Box<dyn Error>>>(
     mut run: F,
 ) -> Result<Duration, Box<dyn Error>> {
     run()?;
     let started = Instant::now();
     let mut best = Duration::MAX;
-    let mut runs = 0;
-    while runs < 3 || started.elapsed() < BUDGET {
-        let t = Instant::now();
-        run()?;
-        best = best.min(t.elapsed());
-        runs += 1;
+    let mut samples = 0;
+    while samples < 3 || started.elapsed() < BUDGET {
+        let t = thread_cpu_time()?;
+        let mut runs = 0u32;
+        let mut spent = Duration::ZERO;
+        while spent < SAMPLE {
+            run()?;
+            runs += 1;
+            spent = thread_cpu_time()? - t;
+        }
+        best = best.min(spent / runs);
+        samples += 1;
     }
     Ok(best)
 }

@@ -3,11 +3,17 @@
 
 use std::f64::consts::PI;
 
-/// An `n_out × n_in` DCT matrix, row-major, in `f32`.
+/// Output rows and columns computed together, in registers (4 × 8 `f32` accumulators).
+const TILE_ROWS: usize = 4;
+const TILE_COLUMNS: usize = 8;
+
+/// An `n_out × n_in` DCT matrix in `f32`, stored in tiles of `TILE_ROWS` rows: for each tile
+/// and input `m`, the tile's coefficients for `m` side by side (rows past `n_out` are zero).
 #[derive(Debug, Clone)]
 pub(crate) struct DctMatrix {
     n_in: usize,
-    rows: Vec<f32>,
+    n_out: usize,
+    tiles: Vec<[f32; TILE_ROWS]>,
     /// Row 0's response to a constant input of 1: `sqrt(n_in)` times its lifter factor.
     dc_gain: f64,
     /// Per-column means of the current block.
@@ -29,19 +35,27 @@ impl DctMatrix {
             }
         };
         let mut rows = Vec::with_capacity(n_in * n_out);
-        for k in 0..n_out {
+        for k in 0..n_out.next_multiple_of(TILE_ROWS) {
             let scale = if k == 0 {
                 (1.0 / n).sqrt()
             } else {
                 (2.0 / n).sqrt()
             };
             rows.extend((0..n_in).map(|i| {
+                if k >= n_out {
+                    return 0.0;
+                }
                 (lift(k) * scale * (PI * k as f64 * (2 * i + 1) as f64 / (2.0 * n)).cos()) as f32
             }));
         }
+        let tiles = rows
+            .chunks_exact(TILE_ROWS * n_in)
+            .flat_map(|tile| (0..n_in).map(move |m| std::array::from_fn(|r| tile[r * n_in + m])))
+            .collect();
         Self {
             n_in,
-            rows,
+            n_out,
+            tiles,
             dc_gain: n.sqrt() * lift(0),
             means: Vec::new(),
             max_gain: (0..n_out).map(|k| lift(k).abs()).fold(1.0, f64::max),
@@ -85,16 +99,34 @@ impl DctMatrix {
                 *x -= mean as f32;
             }
         }
-        for (coeffs, out_row) in self
-            .rows
-            .chunks_exact(self.n_in)
-            .zip(output.chunks_exact_mut(stride))
-        {
-            let out = &mut out_row[span.clone()];
-            out.fill(0.0);
-            for (&c, in_row) in coeffs.iter().zip(input.chunks_exact(stride)) {
-                for (o, &x) in out.iter_mut().zip(&in_row[span.clone()]) {
-                    *o += c * x;
+        for column in span.clone().step_by(TILE_COLUMNS) {
+            let width = TILE_COLUMNS.min(span.end - column);
+            for (tile_index, tile) in self.tiles.chunks_exact(self.n_in).enumerate() {
+                let acc = if width == TILE_COLUMNS {
+                    tile_product(
+                        tile,
+                        input.chunks_exact(stride).map(|row| {
+                            <&[f32; TILE_COLUMNS]>::try_from(&row[column..column + TILE_COLUMNS])
+                                .map_or([0.0; TILE_COLUMNS], |x| *x)
+                        }),
+                    )
+                } else {
+                    tile_product(
+                        tile,
+                        input.chunks_exact(stride).map(|row| {
+                            let mut x = [0f32; TILE_COLUMNS];
+                            x[..width].copy_from_slice(&row[column..column + width]);
+                            x
+                        }),
+                    )
+                };
+                let first_row = tile_index * TILE_ROWS;
+                for (acc_row, out_row) in acc
+                    .iter()
+                    .zip(output.chunks_exact_mut(stride).skip(first_row))
+                    .take(self.n_out - first_row.min(self.n_out))
+                {
+                    out_row[column..column + width].copy_from_slice(&acc_row[..width]);
                 }
             }
         }
@@ -104,6 +136,23 @@ impl DctMatrix {
             }
         }
     }
+}
+
+/// One register tile: `TILE_ROWS` output rows × `TILE_COLUMNS` columns, summed over inputs.
+#[inline(always)]
+fn tile_product(
+    tile: &[[f32; TILE_ROWS]],
+    columns: impl Iterator<Item = [f32; TILE_COLUMNS]>,
+) -> [[f32; TILE_COLUMNS]; TILE_ROWS] {
+    let mut acc = [[0f32; TILE_COLUMNS]; TILE_ROWS];
+    for (coeffs, x) in tile.iter().zip(columns) {
+        for (acc_row, &c) in acc.iter_mut().zip(coeffs) {
+            for (a, &v) in acc_row.iter_mut().zip(&x) {
+                *a += c * v;
+            }
+        }
+    }
+    acc
 }
 
 #[cfg(test)]

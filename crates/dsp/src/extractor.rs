@@ -1,7 +1,5 @@
 //! The feature extractor: built once per parameter set, reused for every signal.
 
-use realfft::FftError;
-
 use crate::dct::DctMatrix;
 use crate::logmel::{Headroom, LogMelFrontend};
 use crate::mel::{MelFilterBank, MelSpec};
@@ -63,8 +61,6 @@ pub enum ExtractError {
     NonFinite { index: usize, value: f32 },
     #[error("signal of {samples} samples is shorter than one frame of {n_fft} (center is off)")]
     TooShort { samples: usize, n_fft: usize },
-    #[error("FFT buffer sizes do not match the plan")]
-    Fft(#[from] FftError),
 }
 
 /// Computes MFCC and log-mel features equal to librosa's (see the crate docs).
@@ -138,7 +134,7 @@ impl FeatureExtractor {
     pub fn log_mel(&mut self, signal: &[f32]) -> Result<FeatureMatrix, ExtractError> {
         let (headroom, frames) = self.prepare(signal)?;
         let mut data = vec![0.0; self.frontend.n_mels() * frames];
-        self.frontend.compute(signal, headroom, frames, &mut data)?;
+        self.frontend.compute(signal, headroom, frames, &mut data);
         Ok(FeatureMatrix {
             rows: self.frontend.n_mels(),
             frames,
@@ -151,7 +147,7 @@ impl FeatureExtractor {
         let (headroom, frames) = self.prepare(signal)?;
         self.log_mel.resize(self.frontend.n_mels() * frames, 0.0);
         self.frontend
-            .compute(signal, headroom, frames, &mut self.log_mel)?;
+            .compute(signal, headroom, frames, &mut self.log_mel);
         let rows = self.params.n_mfcc;
         let mut data = vec![0.0; rows * frames];
         for first in (0..frames).step_by(DCT_BLOCK_FRAMES) {

@@ -77,7 +77,7 @@ impl DepthGuard {
         for (row, &weight_db) in log_mel.chunks_exact(frames).zip(&self.band_weight_db) {
             let depth_limit = weight_db - self.max_depth_db;
             for ((risky, &db), &energy_db) in self.risky.iter_mut().zip(row).zip(&self.energy_db) {
-                *risky |= db > low && db < energy_db + depth_limit;
+                *risky |= (db > low) & (db < energy_db + depth_limit);
             }
         }
         &self.risky

@@ -1,7 +1,5 @@
 //! Signal → log-mel matrix (band-major, clamped dB): the part shared by MFCC and log-mel.
 
-use realfft::FftError;
-
 use crate::db;
 use crate::guard::DepthGuard;
 use crate::mel::MelFilterBank;
@@ -11,6 +9,8 @@ use crate::stft::{Framing, Stft};
 /// Frames processed together: their mel energies go through the log in one vectorised pass
 /// and are written to the band-major output one cache line per band.
 const BLOCK_FRAMES: usize = 16;
+/// Frames whose power spectra go through the mel filter bank together.
+const MEL_FRAMES: usize = 4;
 
 /// How a signal is brought into range: loud input (peak above 1) is scaled down by a power of
 /// two before the FFT and its dB values shifted back, so any finite input gives finite output.
@@ -43,7 +43,7 @@ pub(crate) struct LogMelFrontend {
     refine: Option<(Stft, DepthGuard)>,
     mel: MelFilterBank,
     top_db: Option<f32>,
-    /// One power spectrum.
+    /// The power spectra of up to `MEL_FRAMES` frames, one after the other.
     power: Vec<f32>,
     /// Mel energies, then dB, of up to `BLOCK_FRAMES` frames, frame-major.
     block: Vec<f32>,
@@ -69,7 +69,7 @@ impl LogMelFrontend {
             None => (Stft::new(framing, window, Precision::Double), None),
         };
         Self {
-            power: vec![0.0; stft.bins()],
+            power: vec![0.0; MEL_FRAMES * stft.bins()],
             block: vec![0.0; BLOCK_FRAMES * mel.n_mels()],
             stft,
             refine,
@@ -94,8 +94,9 @@ impl LogMelFrontend {
         headroom: Headroom,
         frames: usize,
         out: &mut [f32],
-    ) -> Result<(), FftError> {
+    ) {
         let n_mels = self.n_mels();
+        let bins = self.stft.bins();
         self.stft.set_gain(headroom.gain);
         if let Some((stft, guard)) = &mut self.refine {
             stft.set_gain(headroom.gain);
@@ -105,12 +106,18 @@ impl LogMelFrontend {
         for first in (0..frames).step_by(BLOCK_FRAMES) {
             let count = BLOCK_FRAMES.min(frames - first);
             let block = &mut self.block[..count * n_mels];
-            for (t, mel) in (first..).zip(block.chunks_exact_mut(n_mels)) {
-                self.stft.power_frame(signal, t, &mut self.power)?;
-                if let Some((_, guard)) = &mut self.refine {
-                    guard.record(t, &self.power, headroom.offset_db);
+            for (group, mels) in (first..)
+                .step_by(MEL_FRAMES)
+                .zip(block.chunks_mut(MEL_FRAMES * n_mels))
+            {
+                let spectra = &mut self.power[..mels.len() / n_mels * bins];
+                for (t, power) in (group..).zip(spectra.chunks_exact_mut(bins)) {
+                    self.stft.power_frame(signal, t, power);
+                    if let Some((_, guard)) = &mut self.refine {
+                        guard.record(t, power, headroom.offset_db);
+                    }
                 }
-                self.mel.apply(&self.power, mel);
+                self.mel.apply_block(spectra, bins, mels);
             }
             max_db = max_db.max(db::to_db(block, headroom.offset_db));
             for (band, row) in out.chunks_exact_mut(frames).enumerate() {
@@ -123,7 +130,7 @@ impl LogMelFrontend {
             }
         }
         let Some(top_db) = self.top_db else {
-            return Ok(());
+            return;
         };
         let floor = max_db - top_db;
         if let Some((stft, guard)) = &mut self.refine {
@@ -134,8 +141,9 @@ impl LogMelFrontend {
                 .enumerate()
                 .filter(|(_, risky)| **risky)
             {
-                stft.power_frame(signal, t, &mut self.power)?;
-                self.mel.apply(&self.power, column);
+                let power = &mut self.power[..bins];
+                stft.power_frame(signal, t, power);
+                self.mel.apply_block(power, bins, column);
                 db::to_db(column, headroom.offset_db);
                 for (row, &db) in out.chunks_exact_mut(frames).zip(column.iter()) {
                     row[t] = db;
@@ -143,7 +151,6 @@ impl LogMelFrontend {
             }
         }
         db::clamp_below(out, floor);
-        Ok(())
     }
 }
 
@@ -195,9 +202,7 @@ mod tests {
     fn log_mel(frontend: &mut LogMelFrontend, signal: &[f32]) -> Vec<f32> {
         let frames = frontend.frame_count(signal.len()).expect("frames");
         let mut out = vec![0.0; 128 * frames];
-        frontend
-            .compute(signal, Headroom::for_peak(1.0), frames, &mut out)
-            .expect("fft");
+        frontend.compute(signal, Headroom::for_peak(1.0), frames, &mut out);
         out
     }
 

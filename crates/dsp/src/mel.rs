@@ -104,7 +104,7 @@ impl MelFilterBank {
             let first = row.iter().position(|&w| w != 0.0);
             let last = row.iter().rposition(|&w| w != 0.0);
             let (start, end) = match (first, last) {
-                (Some(first), Some(last)) => (first, last + 1),
+                (Some(first), Some(last)) => pad_to_lanes(first, last + 1, row.len()),
                 _ => (0, 0),
             };
             starts.push(start);
@@ -131,31 +131,75 @@ impl MelFilterBank {
     }
 
     /// Mel energies of one power spectrum: `out[m] = sum_k weights[m][k] * power[k]`.
+    #[cfg(test)]
     pub(crate) fn apply(&self, power: &[f32], out: &mut [f32]) {
-        for (band, o) in out.iter_mut().enumerate() {
+        self.apply_frames::<1>(power, power.len(), out);
+    }
+
+    /// Mel energies of `out.len() / n_mels` frames: `power` holds their spectra one after the
+    /// other (`bins` each), `out` their mel energies (`n_mels` each). Frames go through four
+    /// at a time, sharing each weight load; every frame gets the same rounding either way.
+    pub(crate) fn apply_block(&self, power: &[f32], bins: usize, out: &mut [f32]) {
+        let n_mels = self.n_mels();
+        let mut quads = out.chunks_exact_mut(4 * n_mels);
+        let mut spectra = power.chunks_exact(4 * bins);
+        for (out, power) in (&mut quads).zip(&mut spectra) {
+            self.apply_frames::<4>(power, bins, out);
+        }
+        for (out, power) in quads
+            .into_remainder()
+            .chunks_exact_mut(n_mels)
+            .zip(spectra.remainder().chunks_exact(bins))
+        {
+            self.apply_frames::<1>(power, bins, out);
+        }
+    }
+
+    /// `apply_block` for exactly `N` frames.
+    #[inline(always)]
+    fn apply_frames<const N: usize>(&self, power: &[f32], bins: usize, out: &mut [f32]) {
+        let n_mels = self.n_mels();
+        for band in 0..n_mels {
             let (start, weights) = self.band(band);
-            *o = dot(weights, &power[start..start + weights.len()]);
+            let len = weights.len();
+            let spectra: [&[f32]; N] =
+                std::array::from_fn(|f| &power[f * bins + start..f * bins + start + len]);
+            let mut lanes = [[0f32; LANES]; N];
+            let mut chunks = weights.chunks_exact(LANES);
+            for (i, w) in (&mut chunks).enumerate() {
+                for (lane, spectrum) in lanes.iter_mut().zip(&spectra) {
+                    let p = &spectrum[i * LANES..(i + 1) * LANES];
+                    for ((l, &w), &p) in lane.iter_mut().zip(w).zip(p) {
+                        *l += w * p;
+                    }
+                }
+            }
+            let done = len - chunks.remainder().len();
+            for (f, (lane, spectrum)) in lanes.iter().zip(&spectra).enumerate() {
+                let tail: f32 = chunks
+                    .remainder()
+                    .iter()
+                    .zip(&spectrum[done..])
+                    .map(|(w, p)| w * p)
+                    .sum();
+                out[f * n_mels + band] = (lane[0] + lane[2]) + (lane[1] + lane[3]) + tail;
+            }
         }
     }
 }
 
-/// A dot product with four independent accumulators, so the compiler can use SIMD lanes.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 4];
-    let mut a_chunks = a.chunks_exact(4);
-    let mut b_chunks = b.chunks_exact(4);
-    for (x, y) in (&mut a_chunks).zip(&mut b_chunks) {
-        for lane in 0..4 {
-            lanes[lane] += x[lane] * y[lane];
-        }
+/// Lanes of the dot products (SSE2 holds four `f32`).
+const LANES: usize = 4;
+
+/// Widens the bin range `start..end` with zero weights to a multiple of `LANES` bins where the
+/// spectrum has room, so the dot products run without a scalar tail.
+fn pad_to_lanes(start: usize, end: usize, bins: usize) -> (usize, usize) {
+    let padded = (end - start).next_multiple_of(LANES);
+    if padded > bins {
+        return (start, end);
     }
-    let tail: f32 = a_chunks
-        .remainder()
-        .iter()
-        .zip(b_chunks.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    (lanes[0] + lanes[2]) + (lanes[1] + lanes[3]) + tail
+    let start = start.min(bins - padded);
+    (start, start + padded)
 }
 
 #[cfg(test)]
