@@ -17,6 +17,9 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use crate::Aws;
 use crate::failure::{Failure, FailureReason};
 
+/// The S3 client type, so callers need not depend on the SDK.
+pub type S3Client = aws_sdk_s3::Client;
+
 /// S3's limit on the number of rules in one lifecycle configuration.
 pub const MAX_RULES: usize = 1000;
 /// S3's limit on a rule ID, in characters.

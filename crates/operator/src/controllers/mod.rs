@@ -2,6 +2,8 @@
 //! `run(ctx, scope, shutdown)`, which drives a kube-runtime `Controller` until `shutdown`
 //! is cancelled and lets in-flight reconciles finish.
 
+pub mod retention_policy;
+
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 

@@ -1,0 +1,60 @@
+//! The RetentionPolicy controller: lifecycle rules as code, owned rule by rule (rules
+//! other tools own are never touched), merged into the bucket's one lifecycle document,
+//! drift-corrected every `resyncInterval`, plus an optional bucket posture check.
+
+mod conflict;
+mod error;
+mod merge;
+mod ownership;
+mod posture;
+mod reconcile;
+mod state;
+mod status;
+mod validate;
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::runtime::reflector;
+use kube::runtime::{Controller, Predicate, PredicateConfig, WatchStreamExt, predicates, watcher};
+use securepipe_api::RetentionPolicy;
+use tokio_util::sync::CancellationToken;
+
+pub use error::Error;
+pub use ownership::{MARK as RULE_ID_MARK, Owner};
+
+use super::WatchScope;
+use crate::Context;
+
+/// The controller label in metrics and logs.
+pub const CONTROLLER: &str = "retentionpolicy";
+/// Held while the policy's rules may be in a bucket.
+pub const FINALIZER: &str = "securepipe.io/lifecycle-rules";
+
+/// Runs the controller until `shutdown` is cancelled.
+pub async fn run(ctx: Arc<Context>, scope: WatchScope, shutdown: CancellationToken) {
+    let policies = scope.api::<RetentionPolicy>(ctx.client.clone());
+    let (reader, writer) = reflector::store();
+    // Spec and finalizer changes start a reconcile; the controller's own status writes do
+    // not (resyncs come from the requeue after each reconcile).
+    let changes = watcher(policies, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation.combine(predicates::finalizers),
+            PredicateConfig::default(),
+        );
+    let (recheck, rechecks) = futures::channel::mpsc::unbounded();
+    let state = Arc::new(state::State::new(ctx, reader.clone(), recheck));
+    Controller::for_stream(changes, reader)
+        .reconcile_on(rechecks)
+        .graceful_shutdown_on(shutdown.cancelled_owned())
+        .run(reconcile::reconcile, reconcile::error_policy, state)
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::debug!(error = %err, "retentionpolicy controller event");
+            }
+        })
+        .await;
+}
