@@ -38,3 +38,21 @@ crds:
 ## Runs the operator on the local stack with the example resources and shows what it did.
 demo: stack-up
 	tests/demo.sh
+
+## Envelope encryption: the Python AWS Encryption SDK venv the interop suite uses (cached,
+## ~2 min cold), and a brief coverage-guided fuzz run of the message parser (nightly +
+## cargo-fuzz; `make fuzz-envelope FUZZ_SECONDS=3600` for a long one).
+FUZZ_SECONDS ?= 60
+.PHONY: envelope-interop-venv fuzz-envelope bench-envelope
+stack-test: envelope-interop-venv
+test: fuzz-envelope
+
+envelope-interop-venv:
+	tests/interop/envelope/install.sh >/dev/null
+
+fuzz-envelope:
+	crates/envelope/fuzz/run.sh $(FUZZ_SECONDS)
+
+## Decrypt throughput, securepipe vs OpenSSL, 1 MiB and 64 MiB, one core.
+bench-envelope:
+	tests/bench/envelope.sh

@@ -22,6 +22,9 @@ mod cipher;
 mod context;
 mod decrypt;
 mod encrypt;
+#[cfg(any(test, feature = "test-keyring"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod header;
 mod kdf;
 pub mod keyring;

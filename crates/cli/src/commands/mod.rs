@@ -7,6 +7,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod crdgen;
+mod decrypt;
+mod encrypt;
+mod envelope_file;
 mod features;
 
 #[derive(Debug, Parser)]
@@ -26,6 +29,10 @@ enum Command {
     Crdgen(crdgen::Args),
     /// Compute MFCC or log-mel features of a WAV file, equal to librosa's, into a .npy file.
     Features(features::Args),
+    /// Encrypt a file into an AWS Encryption SDK message with a KMS data key.
+    Encrypt(encrypt::Args),
+    /// Decrypt an AWS Encryption SDK message, requiring encryption context pairs.
+    Decrypt(decrypt::Args),
 }
 
 impl Cli {
@@ -33,6 +40,8 @@ impl Cli {
         let result: Result<(), Box<dyn Error>> = match self.command {
             Command::Crdgen(args) => crdgen::run(args).map_err(Into::into),
             Command::Features(args) => features::run(args).map_err(Into::into),
+            Command::Encrypt(args) => encrypt::run(args).map_err(Into::into),
+            Command::Decrypt(args) => decrypt::run(args).map_err(Into::into),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,

@@ -182,3 +182,23 @@ pub trait Keyring {
         context: &EncryptionContext,
     ) -> impl Future<Output = Result<DataKey, KeyringError>> + Send;
 }
+
+/// A shared keyring: several encryptors and decryptors can use one client.
+impl<K: Keyring + Sync> Keyring for &K {
+    fn generate_data_key(
+        &self,
+        suite: AlgorithmSuite,
+        context: &EncryptionContext,
+    ) -> impl Future<Output = Result<GeneratedDataKey, KeyringError>> + Send {
+        (**self).generate_data_key(suite, context)
+    }
+
+    fn decrypt_data_key(
+        &self,
+        suite: AlgorithmSuite,
+        encrypted: &[EncryptedDataKey],
+        context: &EncryptionContext,
+    ) -> impl Future<Output = Result<DataKey, KeyringError>> + Send {
+        (**self).decrypt_data_key(suite, encrypted, context)
+    }
+}

@@ -1,5 +1,6 @@
 //! Whole-message tests with the in-process keyring: round trips, policy, tampering.
 
+mod fuzz;
 mod policy;
 mod roundtrip;
 mod support;

@@ -160,7 +160,8 @@ impl Iterator for Positions {
 }
 
 /// 1 MiB + 1 at frame length 4096: every header byte, the last 512 bytes (final frame,
-/// footer), and `samples` random positions, each flipped; plus `samples / 10` truncations.
+/// footer), and `samples` further distinct random positions, each flipped; plus
+/// `samples / 10` truncations.
 fn large_message_rejects_sampled_tampering(suite: AlgorithmSuite, samples: usize) {
     let seed = std::env::var("SECUREPIPE_TAMPER_SEED")
         .ok()
@@ -173,7 +174,15 @@ fn large_message_rejects_sampled_tampering(suite: AlgorithmSuite, samples: usize
     assert_eq!(header.suite(), suite);
     let len = message.len() as u64;
     let mut positions: Vec<u64> = (0..header_len as u64).chain(len - 512..len).collect();
-    positions.extend(Positions(seed).take(samples).map(|r| r % len));
+    // `samples` distinct random positions besides those.
+    let mut seen: std::collections::HashSet<u64> = positions.iter().copied().collect();
+    positions.extend(
+        Positions(seed)
+            .map(|r| r % len)
+            .filter(|at| seen.insert(*at))
+            .take(samples),
+    );
+    assert_eq!(positions.len(), header_len + 512 + samples);
     for (i, at) in positions.iter().enumerate() {
         let mut tampered = message.clone();
         tampered[*at as usize] ^= 1 << (i % 8);
@@ -199,8 +208,8 @@ fn large_signed_message_rejects_10000_sampled_flips() {
 }
 
 #[test]
-fn large_unsigned_message_rejects_2000_sampled_flips() {
-    large_message_rejects_sampled_tampering(AlgorithmSuite::AesGcm256HkdfSha512Commit, 2_000);
+fn large_unsigned_message_rejects_10000_sampled_flips() {
+    large_message_rejects_sampled_tampering(AlgorithmSuite::AesGcm256HkdfSha512Commit, 10_000);
 }
 
 #[test]
