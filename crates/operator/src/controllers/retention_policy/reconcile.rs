@@ -154,6 +154,13 @@ impl Run<'_> {
 
     /// Reports an AWS failure and schedules a retry with backoff.
     async fn failed(&mut self, reason: &'static str, message: String) -> Result<Action, Error> {
+        tracing::warn!(
+            policy = %self.policy.name_any(),
+            namespace = ?self.policy.namespace(),
+            reason,
+            %message,
+            "retentionpolicy: AWS call failed"
+        );
         self.state
             .ctx
             .metrics
