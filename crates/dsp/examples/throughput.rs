@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use realfft::RealFftPlanner;
 use securepipe_dsp::{FeatureExtractor, FeatureParams, decode_wav};
 
-/// Measurements keep the best sample taken within this much wall time (at least 3 samples).
-const BUDGET: Duration = Duration::from_millis(2000);
+/// Measurements keep the best sample taken within this much wall time (at least 5 samples).
+const BUDGET: Duration = Duration::from_millis(3000);
 /// A sample repeats the work until it has taken this much CPU time: the kernel updates a
 /// running thread's `schedstat` only at ticks and switches, so short samples would be coarse.
 const SAMPLE: Duration = Duration::from_millis(200);
@@ -41,7 +41,7 @@ fn best_of<F: FnMut() -> Result<(), Box<dyn Error>>>(
     let started = Instant::now();
     let mut best = Duration::MAX;
     let mut samples = 0;
-    while samples < 3 || started.elapsed() < BUDGET {
+    while samples < 5 || started.elapsed() < BUDGET {
         let t = thread_cpu_time()?;
         let mut runs = 0u32;
         let mut spent = Duration::ZERO;

@@ -6,8 +6,8 @@ use crate::mel::MelFilterBank;
 use crate::params::Precision;
 use crate::stft::{Framing, Stft};
 
-/// Frames processed together: their mel energies go through the log in one vectorised pass
-/// and are written to the band-major output one cache line per band.
+/// Frames processed together: their mel energies are converted to dB while they are still in
+/// cache.
 const BLOCK_FRAMES: usize = 16;
 /// Frames whose power spectra go through the mel filter bank together.
 const MEL_FRAMES: usize = 4;
@@ -45,8 +45,8 @@ pub(crate) struct LogMelFrontend {
     top_db: Option<f32>,
     /// The power spectra of up to `MEL_FRAMES` frames, one after the other.
     power: Vec<f32>,
-    /// Mel energies, then dB, of up to `BLOCK_FRAMES` frames, frame-major.
-    block: Vec<f32>,
+    /// Mel energies, then dB, of one frame that is redone in `f64`.
+    column: Vec<f32>,
 }
 
 impl LogMelFrontend {
@@ -70,7 +70,7 @@ impl LogMelFrontend {
         };
         Self {
             power: vec![0.0; MEL_FRAMES * stft.bins()],
-            block: vec![0.0; BLOCK_FRAMES * mel.n_mels()],
+            column: vec![0.0; mel.n_mels()],
             stft,
             refine,
             mel,
@@ -95,7 +95,6 @@ impl LogMelFrontend {
         frames: usize,
         out: &mut [f32],
     ) {
-        let n_mels = self.n_mels();
         let bins = self.stft.bins();
         self.stft.set_gain(headroom.gain);
         if let Some((stft, guard)) = &mut self.refine {
@@ -105,28 +104,22 @@ impl LogMelFrontend {
         let mut max_db = f32::NEG_INFINITY;
         for first in (0..frames).step_by(BLOCK_FRAMES) {
             let count = BLOCK_FRAMES.min(frames - first);
-            let block = &mut self.block[..count * n_mels];
-            for (group, mels) in (first..)
-                .step_by(MEL_FRAMES)
-                .zip(block.chunks_mut(MEL_FRAMES * n_mels))
-            {
-                let spectra = &mut self.power[..mels.len() / n_mels * bins];
+            for group in (first..first + count).step_by(MEL_FRAMES) {
+                let spectra = &mut self.power[..MEL_FRAMES.min(first + count - group) * bins];
                 for (t, power) in (group..).zip(spectra.chunks_exact_mut(bins)) {
                     self.stft.power_frame(signal, t, power);
                     if let Some((_, guard)) = &mut self.refine {
                         guard.record(t, power, headroom.offset_db);
                     }
                 }
-                self.mel.apply_block(spectra, bins, mels);
+                self.mel.apply_block(spectra, bins, out, frames, group);
             }
-            max_db = max_db.max(db::to_db(block, headroom.offset_db));
-            for (band, row) in out.chunks_exact_mut(frames).enumerate() {
-                for (o, mel) in row[first..first + count]
-                    .iter_mut()
-                    .zip(block.chunks_exact(n_mels))
-                {
-                    *o = mel[band];
-                }
+            // The block's columns are still in cache: convert them to dB now.
+            for row in out.chunks_exact_mut(frames) {
+                max_db = max_db.max(db::to_db(
+                    &mut row[first..first + count],
+                    headroom.offset_db,
+                ));
             }
         }
         let Some(top_db) = self.top_db else {
@@ -134,7 +127,7 @@ impl LogMelFrontend {
         };
         let floor = max_db - top_db;
         if let Some((stft, guard)) = &mut self.refine {
-            let column = &mut self.block[..n_mels];
+            let column = &mut self.column;
             for (t, _) in guard
                 .risky_frames(out, frames, floor)
                 .iter()
@@ -143,7 +136,7 @@ impl LogMelFrontend {
             {
                 let power = &mut self.power[..bins];
                 stft.power_frame(signal, t, power);
-                self.mel.apply_block(power, bins, column);
+                self.mel.apply_block(power, bins, column, 1, 0);
                 db::to_db(column, headroom.offset_db);
                 for (row, &db) in out.chunks_exact_mut(frames).zip(column.iter()) {
                     row[t] = db;

@@ -133,59 +133,78 @@ impl MelFilterBank {
     /// Mel energies of one power spectrum: `out[m] = sum_k weights[m][k] * power[k]`.
     #[cfg(test)]
     pub(crate) fn apply(&self, power: &[f32], out: &mut [f32]) {
-        self.apply_frames::<1>(power, power.len(), out);
+        self.apply_block(power, power.len(), out, 1, 0);
     }
 
-    /// Mel energies of `out.len() / n_mels` frames: `power` holds their spectra one after the
-    /// other (`bins` each), `out` their mel energies (`n_mels` each). Frames go through four
-    /// at a time, sharing each weight load; every frame gets the same rounding either way.
-    pub(crate) fn apply_block(&self, power: &[f32], bins: usize, out: &mut [f32]) {
-        let n_mels = self.n_mels();
-        let mut quads = out.chunks_exact_mut(4 * n_mels);
-        let mut spectra = power.chunks_exact(4 * bins);
-        for (out, power) in (&mut quads).zip(&mut spectra) {
-            self.apply_frames::<4>(power, bins, out);
+    /// Mel energies of consecutive frames, written band-major: `power` holds the frames'
+    /// spectra one after the other (`bins` each); the energy of band `m` in the `j`-th frame
+    /// goes to `out[m * stride + first + j]`. Frames go through four at a time, sharing each
+    /// weight load; every frame gets the same rounding either way.
+    pub(crate) fn apply_block(
+        &self,
+        power: &[f32],
+        bins: usize,
+        out: &mut [f32],
+        stride: usize,
+        first: usize,
+    ) {
+        let mut quads = power.chunks_exact(4 * bins);
+        let mut column = first;
+        for quad in &mut quads {
+            self.apply_frames::<4>(quad, bins, out, stride, column);
+            column += 4;
         }
-        for (out, power) in quads
-            .into_remainder()
-            .chunks_exact_mut(n_mels)
-            .zip(spectra.remainder().chunks_exact(bins))
-        {
-            self.apply_frames::<1>(power, bins, out);
+        for single in quads.remainder().chunks_exact(bins) {
+            self.apply_frames::<1>(single, bins, out, stride, column);
+            column += 1;
         }
     }
 
     /// `apply_block` for exactly `N` frames.
     #[inline(always)]
-    fn apply_frames<const N: usize>(&self, power: &[f32], bins: usize, out: &mut [f32]) {
-        let n_mels = self.n_mels();
-        for band in 0..n_mels {
+    fn apply_frames<const N: usize>(
+        &self,
+        power: &[f32],
+        bins: usize,
+        out: &mut [f32],
+        stride: usize,
+        column: usize,
+    ) {
+        for (band, row) in out.chunks_exact_mut(stride).enumerate() {
             let (start, weights) = self.band(band);
             let len = weights.len();
             let spectra: [&[f32]; N] =
                 std::array::from_fn(|f| &power[f * bins + start..f * bins + start + len]);
             let mut lanes = [[0f32; LANES]; N];
-            let mut chunks = weights.chunks_exact(LANES);
-            for (i, w) in (&mut chunks).enumerate() {
+            let whole = len - len % LANES;
+            for k in (0..whole).step_by(LANES) {
+                let w = lanes_at(weights, k);
                 for (lane, spectrum) in lanes.iter_mut().zip(&spectra) {
-                    let p = &spectrum[i * LANES..(i + 1) * LANES];
-                    for ((l, &w), &p) in lane.iter_mut().zip(w).zip(p) {
-                        *l += w * p;
-                    }
+                    let p = lanes_at(spectrum, k);
+                    *lane = std::array::from_fn(|i| lane[i] + w[i] * p[i]);
                 }
             }
-            let done = len - chunks.remainder().len();
-            for (f, (lane, spectrum)) in lanes.iter().zip(&spectra).enumerate() {
-                let tail: f32 = chunks
-                    .remainder()
+            for ((o, lane), spectrum) in
+                row[column..column + N].iter_mut().zip(&lanes).zip(&spectra)
+            {
+                let tail: f32 = weights[whole..]
                     .iter()
-                    .zip(&spectrum[done..])
+                    .zip(&spectrum[whole..])
                     .map(|(w, p)| w * p)
                     .sum();
-                out[f * n_mels + band] = (lane[0] + lane[2]) + (lane[1] + lane[3]) + tail;
+                *o = (lane[0] + lane[2]) + (lane[1] + lane[3]) + tail;
             }
         }
     }
+}
+
+/// `LANES` values of `values` from `at` (zeros past the end, which callers never reach).
+#[inline(always)]
+fn lanes_at(values: &[f32], at: usize) -> [f32; LANES] {
+    values
+        .get(at..at + LANES)
+        .and_then(|v| <[f32; LANES]>::try_from(v).ok())
+        .unwrap_or([0.0; LANES])
 }
 
 /// Lanes of the dot products (SSE2 holds four `f32`).
