@@ -184,8 +184,9 @@ fn matrix() -> Vec<Case> {
                 });
             }
         }
-        // Other frame lengths, and (Python side only) non-framed bodies.
-        for (size, frame_length) in [(4097, 1), (100_000, 65_536), (4097, 0), (0, 0)] {
+        // Other frame lengths (the Python SDK writes only multiples of 128), and (Python
+        // side only) non-framed bodies.
+        for (size, frame_length) in [(4097, 128), (100_000, 65_536), (4097, 0), (0, 0)] {
             cases.push(Case {
                 name: format!("{suite} ctx0 {size}B frame{frame_length}"),
                 suite,
@@ -287,11 +288,20 @@ async fn securepipe_messages_decrypt_in_the_python_sdk() {
     let client = kms().await;
     let arn = create_key(&client, "securepipe to python").await;
     let dir = work_dir("sp-to-py");
-    // The encryptor writes framed messages only.
-    let cases: Vec<Case> = matrix()
+    // The encryptor writes framed messages only, with any frame length from 1 byte.
+    let mut cases: Vec<Case> = matrix()
         .into_iter()
         .filter(|c| c.frame_length > 0)
         .collect();
+    for suite in SUITES {
+        cases.push(Case {
+            name: format!("{suite} ctx1 4097B frame1"),
+            suite,
+            frame_length: 1,
+            context: contexts()[1].clone(),
+            data: plaintext(4097, 1000 + u64::from(suite.id())),
+        });
+    }
     let keyring = KmsKeyring::new(client.clone(), [&arn]).expect("keyring");
     let mut jobs = Vec::new();
     for (i, case) in cases.iter().enumerate() {
@@ -336,8 +346,8 @@ async fn securepipe_messages_decrypt_in_the_python_sdk() {
     }
     assert_eq!(
         cases.len(),
-        52,
-        "2 suites x (4 contexts x 6 sizes + 2 frame lengths)"
+        54,
+        "2 suites x (4 contexts x 6 sizes + 3 frame lengths)"
     );
     std::fs::remove_dir_all(dir).expect("cleanup");
 }

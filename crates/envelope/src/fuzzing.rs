@@ -81,11 +81,14 @@ pub fn seed_messages() -> Vec<Vec<u8>> {
 }
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    // A current-thread runtime with no drivers cannot fail to build.
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("current-thread runtime")
-        .block_on(future)
+    thread_local! {
+        // One runtime per thread: building one per execution would dominate the fuzz loop.
+        static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            // A current-thread runtime with no drivers enabled cannot fail to build.
+            .expect("current-thread runtime");
+    }
+    RUNTIME.with(|runtime| runtime.block_on(future))
 }
 
 /// One fuzz execution. Panics only if an invariant is broken.
