@@ -7,9 +7,6 @@ use crate::params::{FeatureParams, ParamsError, Precision};
 use crate::stft::Framing;
 use crate::window::padded_hann;
 
-/// Columns of the log-mel matrix fed to the DCT at a time (kept in cache across its rows).
-const DCT_BLOCK_FRAMES: usize = 64;
-
 /// Which feature to compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FeatureKind {
@@ -134,7 +131,8 @@ impl FeatureExtractor {
     pub fn log_mel(&mut self, signal: &[f32]) -> Result<FeatureMatrix, ExtractError> {
         let (headroom, frames) = self.prepare(signal)?;
         let mut data = vec![0.0; self.frontend.n_mels() * frames];
-        self.frontend.compute(signal, headroom, frames, &mut data);
+        self.frontend
+            .compute(signal, headroom, frames, &mut data, |_, _, _| {});
         Ok(FeatureMatrix {
             rows: self.frontend.n_mels(),
             frames,
@@ -146,15 +144,16 @@ impl FeatureExtractor {
     pub fn mfcc(&mut self, signal: &[f32]) -> Result<FeatureMatrix, ExtractError> {
         let (headroom, frames) = self.prepare(signal)?;
         self.log_mel.resize(self.frontend.n_mels() * frames, 0.0);
-        self.frontend
-            .compute(signal, headroom, frames, &mut self.log_mel);
         let rows = self.params.n_mfcc;
         let mut data = vec![0.0; rows * frames];
-        for first in (0..frames).step_by(DCT_BLOCK_FRAMES) {
-            let columns = DCT_BLOCK_FRAMES.min(frames - first);
-            self.dct
-                .apply_block(&mut self.log_mel, &mut data, frames, first, columns);
-        }
+        let dct = &mut self.dct;
+        self.frontend.compute(
+            signal,
+            headroom,
+            frames,
+            &mut self.log_mel,
+            |log_mel, first, count| dct.apply_block(log_mel, &mut data, frames, first, count),
+        );
         Ok(FeatureMatrix { rows, frames, data })
     }
 

@@ -63,20 +63,24 @@ impl DepthGuard {
         self.energy_db[t] = 10.0 * energy.max(f32::MIN_POSITIVE).log10() + offset_db;
     }
 
-    /// Frames of `log_mel` (band-major, unclamped dB, `frames` columns) with a band above
-    /// `floor_db` that is too deep for `f32`.
+    /// Which frames in `columns` of `log_mel` (band-major, unclamped dB, `frames` columns)
+    /// have a band above `floor_db` that is too deep for `f32` (one flag per column).
     pub(crate) fn risky_frames(
         &mut self,
         log_mel: &[f32],
         frames: usize,
         floor_db: f32,
+        columns: std::ops::Range<usize>,
     ) -> &[bool] {
         self.risky.clear();
-        self.risky.resize(frames, false);
+        self.risky.resize(columns.len(), false);
         let low = floor_db - FLOOR_MARGIN_DB;
+        let energy = &self.energy_db[columns.clone()];
         for (row, &weight_db) in log_mel.chunks_exact(frames).zip(&self.band_weight_db) {
             let depth_limit = weight_db - self.max_depth_db;
-            for ((risky, &db), &energy_db) in self.risky.iter_mut().zip(row).zip(&self.energy_db) {
+            for ((risky, &db), &energy_db) in
+                self.risky.iter_mut().zip(&row[columns.clone()]).zip(energy)
+            {
                 *risky |= (db > low) & (db < energy_db + depth_limit);
             }
         }

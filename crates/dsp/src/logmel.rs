@@ -11,6 +11,9 @@ use crate::stft::{Framing, Stft};
 const BLOCK_FRAMES: usize = 16;
 /// Frames whose power spectra go through the mel filter bank together.
 const MEL_FRAMES: usize = 4;
+/// Columns finished (refined, clamped, handed on to the DCT) together: 128 bands of them
+/// fit in L1/L2, so the whole second pass reads the matrix from memory once.
+const FINISH_FRAMES: usize = 64;
 
 /// How a signal is brought into range: loud input (peak above 1) is scaled down by a power of
 /// two before the FFT and its dB values shifted back, so any finite input gives finite output.
@@ -88,12 +91,17 @@ impl LogMelFrontend {
 
     /// Writes the log-mel matrix of `signal` (`n_mels × frames`, row-major) to `out`.
     /// `frames` is `frame_count(signal.len())`; `out` is `n_mels * frames` long.
+    ///
+    /// The `top_db` floor is known only once every frame is in, so a second pass finishes the
+    /// matrix (refines risky frames, clamps) `FINISH_FRAMES` columns at a time and hands each
+    /// finished block to `finished(out, first, count)` while it is still in cache.
     pub(crate) fn compute(
         &mut self,
         signal: &[f32],
         headroom: Headroom,
         frames: usize,
         out: &mut [f32],
+        mut finished: impl FnMut(&mut [f32], usize, usize),
     ) {
         let bins = self.stft.bins();
         self.stft.set_gain(headroom.gain);
@@ -122,28 +130,49 @@ impl LogMelFrontend {
                 ));
             }
         }
-        let Some(top_db) = self.top_db else {
-            return;
-        };
-        let floor = max_db - top_db;
-        if let Some((stft, guard)) = &mut self.refine {
-            let column = &mut self.column;
-            for (t, _) in guard
-                .risky_frames(out, frames, floor)
-                .iter()
-                .enumerate()
-                .filter(|(_, risky)| **risky)
-            {
-                let power = &mut self.power[..bins];
-                stft.power_frame(signal, t, power);
-                self.mel.apply_block(power, bins, column, 1, 0);
-                db::to_db(column, headroom.offset_db);
-                for (row, &db) in out.chunks_exact_mut(frames).zip(column.iter()) {
-                    row[t] = db;
+        let floor = self.top_db.map(|top_db| max_db - top_db);
+        for first in (0..frames).step_by(FINISH_FRAMES) {
+            let count = FINISH_FRAMES.min(frames - first);
+            if let Some(floor) = floor {
+                self.refine_block(signal, headroom, out, frames, floor, first..first + count);
+                for row in out.chunks_exact_mut(frames) {
+                    db::clamp_below(&mut row[first..first + count], floor);
                 }
             }
+            finished(out, first, count);
         }
-        db::clamp_below(out, floor);
+    }
+
+    /// Recomputes in `f64` the frames in `columns` that the guard finds too deep for `f32`.
+    fn refine_block(
+        &mut self,
+        signal: &[f32],
+        headroom: Headroom,
+        out: &mut [f32],
+        frames: usize,
+        floor: f32,
+        columns: std::ops::Range<usize>,
+    ) {
+        let bins = self.stft.bins();
+        let Some((stft, guard)) = &mut self.refine else {
+            return;
+        };
+        let first = columns.start;
+        for (offset, _) in guard
+            .risky_frames(out, frames, floor, columns)
+            .iter()
+            .enumerate()
+            .filter(|(_, risky)| **risky)
+        {
+            let t = first + offset;
+            let power = &mut self.power[..bins];
+            stft.power_frame(signal, t, power);
+            self.mel.apply_block(power, bins, &mut self.column, 1, 0);
+            db::to_db(&mut self.column, headroom.offset_db);
+            for (row, &db) in out.chunks_exact_mut(frames).zip(self.column.iter()) {
+                row[t] = db;
+            }
+        }
     }
 }
 
@@ -195,7 +224,13 @@ mod tests {
     fn log_mel(frontend: &mut LogMelFrontend, signal: &[f32]) -> Vec<f32> {
         let frames = frontend.frame_count(signal.len()).expect("frames");
         let mut out = vec![0.0; 128 * frames];
-        frontend.compute(signal, Headroom::for_peak(1.0), frames, &mut out);
+        frontend.compute(
+            signal,
+            Headroom::for_peak(1.0),
+            frames,
+            &mut out,
+            |_, _, _| {},
+        );
         out
     }
 
