@@ -33,8 +33,10 @@ stack-up:
 stack-down:
 	tests/env/down.sh
 
-## The tests marked `#[ignore = "needs the local stack ..."]`.
+## The tests marked `#[ignore = "needs the local stack ..."]`. The operator suites run the
+## real `securepipe` binary, so it is built first.
 stack-test:
+	$(CARGO) build --locked -p securepipe-cli
 	source $(ENV) && $(CARGO) test --workspace --locked -- --ignored
 
 ## Regenerate crds/ from the Rust types.

@@ -6,6 +6,9 @@
 //! brings the stack up, sources `target/env/env.sh` and runs them with `--include-ignored`.
 //! Run outside that environment, they fail with a message saying what is missing.
 
+pub mod aws_link;
+pub mod operator;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -92,11 +92,17 @@ impl Failure {
 pub fn reason_for_code(code: Option<&str>, message: Option<&str>) -> FailureReason {
     let message = message.unwrap_or_default();
     match code.unwrap_or_default() {
-        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "AllAccessDisabled"
-        | "InvalidClientTokenId" | "ExpiredToken" | "SignatureDoesNotMatch" => {
-            FailureReason::AccessDenied
-        }
-        "Throttling" | "ThrottlingException" | "SlowDown" | "RequestLimitExceeded"
+        "AccessDenied"
+        | "AccessDeniedException"
+        | "UnauthorizedOperation"
+        | "AllAccessDisabled"
+        | "InvalidClientTokenId"
+        | "ExpiredToken"
+        | "SignatureDoesNotMatch" => FailureReason::AccessDenied,
+        "Throttling"
+        | "ThrottlingException"
+        | "SlowDown"
+        | "RequestLimitExceeded"
         | "TooManyRequestsException" => FailureReason::Throttled,
         "PackedPolicyTooLarge" => FailureReason::PolicyTooLarge,
         "ValidationError" if message.contains("role chaining") => {
@@ -105,8 +111,12 @@ pub fn reason_for_code(code: Option<&str>, message: Option<&str>) -> FailureReas
         "NoSuchEntity" | "NoSuchBucket" | "NotFoundException" | "NoSuchKey" => {
             FailureReason::NotFound
         }
-        "ValidationError" | "MalformedPolicyDocument" | "InvalidParameterValue"
-        | "InvalidRequest" | "MalformedXML" | "InvalidArgument" => FailureReason::InvalidRequest,
+        "ValidationError"
+        | "MalformedPolicyDocument"
+        | "InvalidParameterValue"
+        | "InvalidRequest"
+        | "MalformedXML"
+        | "InvalidArgument" => FailureReason::InvalidRequest,
         "ServiceUnavailable" | "InternalError" | "InternalFailure" => {
             FailureReason::EndpointUnavailable
         }

@@ -20,7 +20,9 @@ pub struct Revocation<'a> {
 pub enum RevocationError {
     #[error("{role_arn} is not an IAM role ARN")]
     NotARoleArn { role_arn: String },
-    #[error("writing the revocation policy {policy_name} on role {role_name} failed ({reason}): {message}")]
+    #[error(
+        "writing the revocation policy {policy_name} on role {role_name} failed ({reason}): {message}"
+    )]
     PutRolePolicy {
         role_name: String,
         policy_name: String,

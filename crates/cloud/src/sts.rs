@@ -97,7 +97,9 @@ pub async fn assume_role(
         role_arn: request.role_arn.to_owned(),
         missing,
     };
-    let credentials = output.credentials.ok_or_else(|| incomplete("credentials"))?;
+    let credentials = output
+        .credentials
+        .ok_or_else(|| incomplete("credentials"))?;
     let assumed_role_arn = output
         .assumed_role_user
         .map(|user| user.arn)

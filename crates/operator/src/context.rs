@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use securepipe_cloud::Aws;
 
 use crate::metrics::Metrics;
@@ -31,6 +32,27 @@ impl Context {
             aws,
             metrics,
             recorder,
+        }
+    }
+
+    /// Records a Kubernetes Event on `reference`. Failing to record one is logged, never
+    /// fatal: events are for people, status is the interface.
+    pub async fn publish(
+        &self,
+        reference: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: "Reconcile".to_owned(),
+            secondary: None,
+        };
+        if let Err(err) = self.recorder.publish(&event, reference).await {
+            tracing::warn!(error = %err, reason, "could not record event");
         }
     }
 }

@@ -7,7 +7,10 @@
 
 pub mod context;
 pub mod controllers;
+pub mod health;
+pub mod leader;
 pub mod metrics;
+pub mod runner;
 
 pub use context::Context;
 

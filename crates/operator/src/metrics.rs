@@ -1,6 +1,9 @@
 //! Prometheus metrics. Every label has a small, fixed set of values: a controller name or
 //! an error's static reason, never an object name or an error's text.
 
+use std::collections::HashSet;
+use std::sync::Mutex;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -29,6 +32,8 @@ pub struct Metrics {
     pub assume_role_seconds: Histogram,
     pub credentials_expiring: Gauge,
     pub drift_corrections: Counter,
+    /// The objects counted in `credentials_expiring`.
+    expiring: Mutex<HashSet<String>>,
 }
 
 impl Metrics {
@@ -74,6 +79,37 @@ impl Metrics {
             assume_role_seconds,
             credentials_expiring,
             drift_corrections,
+            expiring: Mutex::default(),
+        }
+    }
+
+    pub fn record_reconcile(&self, controller: &'static str) {
+        self.reconciles
+            .get_or_create(&ControllerLabels { controller })
+            .inc();
+    }
+
+    pub fn record_error(&self, controller: &'static str, reason: &'static str) {
+        self.reconcile_errors
+            .get_or_create(&ErrorLabels { controller, reason })
+            .inc();
+    }
+
+    /// Marks `key` (namespace/name) as holding credentials inside their renewBefore window
+    /// without a successful renewal, or clears it.
+    pub fn set_expiring(&self, key: &str, expiring: bool) {
+        let mut set = self
+            .expiring
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let changed = if expiring {
+            set.insert(key.to_owned())
+        } else {
+            set.remove(key)
+        };
+        if changed {
+            self.credentials_expiring
+                .set(i64::try_from(set.len()).unwrap_or(i64::MAX));
         }
     }
 
@@ -94,6 +130,18 @@ impl Default for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_expiring_gauge_counts_distinct_objects() {
+        let metrics = Metrics::new();
+        metrics.set_expiring("ml/a", true);
+        metrics.set_expiring("ml/a", true);
+        metrics.set_expiring("ml/b", true);
+        assert_eq!(metrics.credentials_expiring.get(), 2);
+        metrics.set_expiring("ml/a", false);
+        metrics.set_expiring("ml/c", false);
+        assert_eq!(metrics.credentials_expiring.get(), 1);
+    }
 
     #[test]
     fn renders_labelled_counters() {

@@ -11,6 +11,7 @@ mod decrypt;
 mod encrypt;
 mod envelope_file;
 mod features;
+mod operator;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,6 +30,8 @@ enum Command {
     Crdgen(crdgen::Args),
     /// Compute MFCC or log-mel features of a WAV file, equal to librosa's, into a .npy file.
     Features(features::Args),
+    /// Run the TrainingPartition and RetentionPolicy controllers.
+    Operator(operator::Args),
     /// Encrypt a file into an AWS Encryption SDK message with a KMS data key.
     Encrypt(encrypt::Args),
     /// Decrypt an AWS Encryption SDK message, requiring encryption context pairs.
@@ -40,6 +43,7 @@ impl Cli {
         let result: Result<(), Box<dyn Error>> = match self.command {
             Command::Crdgen(args) => crdgen::run(args).map_err(Into::into),
             Command::Features(args) => features::run(args).map_err(Into::into),
+            Command::Operator(args) => operator::run(args).map_err(Into::into),
             Command::Encrypt(args) => encrypt::run(args).map_err(Into::into),
             Command::Decrypt(args) => decrypt::run(args).map_err(Into::into),
         };

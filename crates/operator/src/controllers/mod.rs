@@ -3,6 +3,7 @@
 //! is cancelled and lets in-flight reconciles finish.
 
 pub mod retention_policy;
+pub mod training_partition;
 
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;

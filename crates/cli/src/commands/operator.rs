@@ -1,0 +1,92 @@
+//! `securepipe operator`: runs the TrainingPartition and RetentionPolicy controllers.
+
+use std::net::SocketAddr;
+
+use securepipe_cloud::AwsSettings;
+use securepipe_operator::controllers::WatchScope;
+use securepipe_operator::leader::LeaseSettings;
+use securepipe_operator::runner::{self, RunError, Settings};
+
+/// Run the operator. The Kubernetes connection comes from the in-cluster service account
+/// or KUBECONFIG; AWS credentials and endpoints from the standard AWS settings
+/// (IRSA / Pod Identity, AWS_ENDPOINT_URL*, AWS_REGION, ...).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Watch only this namespace instead of the whole cluster.
+    #[arg(long, env = "SECUREPIPE_WATCH_NAMESPACE")]
+    namespace: Option<String>,
+    /// Address of the /healthz, /readyz and /metrics endpoints.
+    #[arg(long, env = "SECUREPIPE_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+    /// Run without leader election (only safe with a single replica).
+    #[arg(long)]
+    no_leader_election: bool,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "securepipe-system")]
+    lease_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "securepipe-operator")]
+    lease_name: String,
+    /// This replica's identity in the Lease (defaults to the pod name, then the host name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Address S3 buckets by path instead of by virtual host (emulators such as LocalStack).
+    #[arg(long, env = "SECUREPIPE_S3_FORCE_PATH_STYLE")]
+    s3_force_path_style: bool,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "SECUREPIPE_LOG_JSON")]
+    log_json: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot connect to Kubernetes (in-cluster config or KUBECONFIG)")]
+    Kubernetes(#[source] kube::Error),
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+pub fn run(args: Args) -> Result<(), Error> {
+    init_logging(args.log_json);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    runtime.block_on(async {
+        let client = kube::Client::try_default()
+            .await
+            .map_err(Error::Kubernetes)?;
+        let identity = args.identity.unwrap_or_else(default_identity);
+        let settings = Settings {
+            scope: args
+                .namespace
+                .map_or(WatchScope::AllNamespaces, WatchScope::Namespace),
+            listen: args.listen,
+            lease: (!args.no_leader_election)
+                .then(|| LeaseSettings::new(args.lease_namespace, args.lease_name, identity)),
+            aws: AwsSettings {
+                s3_force_path_style: args.s3_force_path_style,
+            },
+        };
+        runner::run(client, settings).await?;
+        Ok(())
+    })
+}
+
+fn default_identity() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "securepipe".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,48 @@
+//! The TrainingPartition controller: prefix-scoped STS credentials in an owned Secret,
+//! renewed before they expire, revocable on delete.
+
+mod error;
+mod plan;
+mod reconcile;
+mod renewal;
+mod revoke;
+mod secret;
+mod status;
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::{Controller, watcher};
+use securepipe_api::TrainingPartition;
+use tokio_util::sync::CancellationToken;
+
+pub use error::Error;
+pub use revoke::FINALIZER;
+pub use secret::{
+    ANNOTATION_EXPIRES_AT, ANNOTATION_SESSION_NAME, LABEL_MANAGED_BY, LABEL_PARTITION, MOUNT_PATH,
+};
+
+use super::WatchScope;
+use crate::Context;
+
+/// The controller label in metrics and logs.
+pub const CONTROLLER: &str = "trainingpartition";
+
+/// Runs the controller until `shutdown` is cancelled.
+pub async fn run(ctx: Arc<Context>, scope: WatchScope, shutdown: CancellationToken) {
+    let partitions = scope.api::<TrainingPartition>(ctx.client.clone());
+    // Only Secrets securepipe wrote: the watch (and memory) stays small on busy clusters.
+    let secrets = scope.api::<Secret>(ctx.client.clone());
+    let owned = watcher::Config::default().labels(&secret::managed_selector());
+    Controller::new(partitions, watcher::Config::default().any_semantic())
+        .owns(secrets, owned)
+        .graceful_shutdown_on(shutdown.cancelled_owned())
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::debug!(error = %err, "trainingpartition controller event");
+            }
+        })
+        .await;
+}

@@ -1,0 +1,216 @@
+//! The status a reconcile reports, computed from what it found and did (pure). The
+//! conditions follow one rule: `Ready` says whether pods hold usable credentials now;
+//! `CredentialsIssued` says whether the last attempt to mint worked; `Degraded` says
+//! whether something needs attention.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use securepipe_api::TrainingPartitionStatus;
+use securepipe_api::condition::{self, Desired, Status, types};
+use securepipe_api::training_partition::CredentialsStatus;
+
+use super::renewal::Held;
+
+/// What a reconcile ended with.
+#[derive(Debug)]
+pub enum Outcome<'a> {
+    /// Valid credentials are in the Secret; `minted` tells whether this reconcile wrote them.
+    Valid {
+        secret_name: &'a str,
+        held: &'a Held,
+        minted: bool,
+    },
+    /// Minting (or acting on the spec) failed; `held` is the session still in the Secret.
+    Failed {
+        reason: &'a str,
+        message: String,
+        secret_name: &'a str,
+        held: Option<&'a Held>,
+    },
+}
+
+/// The new status, keeping fields this controller does not own (extraction counters).
+pub fn next(
+    current: Option<&TrainingPartitionStatus>,
+    generation: Option<i64>,
+    outcome: &Outcome<'_>,
+    now: jiff::Timestamp,
+) -> TrainingPartitionStatus {
+    let mut status = current.cloned().unwrap_or_default();
+    status.observed_generation = generation;
+    let now_time = Time(now);
+    let mut set = |type_, status_: Status, reason, message: String| {
+        condition::set(
+            &mut status.conditions,
+            Desired {
+                type_,
+                status: status_,
+                reason,
+                message,
+            },
+            generation,
+            now_time.clone(),
+        );
+    };
+    match outcome {
+        Outcome::Valid { held, minted, .. } => {
+            let expires = super::secret::rfc3339(held.expires_at);
+            set(
+                types::READY,
+                Status::True,
+                "CredentialsValid",
+                format!("session {} valid until {expires}", held.session_name),
+            );
+            let reason = if *minted { "Issued" } else { "Current" };
+            set(
+                types::CREDENTIALS_ISSUED,
+                Status::True,
+                reason,
+                format!("session {} valid until {expires}", held.session_name),
+            );
+            set(types::DEGRADED, Status::False, "AsExpected", String::new());
+        }
+        Outcome::Failed {
+            reason,
+            message,
+            held,
+            ..
+        } => {
+            match held.filter(|held| held.expires_at > now) {
+                Some(held) => set(
+                    types::READY,
+                    Status::True,
+                    "CredentialsValid",
+                    format!(
+                        "session {} still valid until {}; renewal failing",
+                        held.session_name,
+                        super::secret::rfc3339(held.expires_at)
+                    ),
+                ),
+                None => set(types::READY, Status::False, reason, message.clone()),
+            }
+            set(
+                types::CREDENTIALS_ISSUED,
+                Status::False,
+                reason,
+                message.clone(),
+            );
+            set(types::DEGRADED, Status::True, reason, message.clone());
+        }
+    }
+    let (secret_name, held) = match outcome {
+        Outcome::Valid {
+            secret_name, held, ..
+        } => (*secret_name, Some(*held)),
+        Outcome::Failed {
+            secret_name, held, ..
+        } => (*secret_name, *held),
+    };
+    status.credentials = held.map(|held| CredentialsStatus {
+        secret_name: secret_name.to_owned(),
+        expires_at: Time(held.expires_at),
+        renewed_at: Time(held.renewed_at),
+        session_name: held.session_name.clone(),
+        access_key_id: held.access_key_id.clone(),
+    });
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held() -> Held {
+        Held {
+            expires_at: "2026-11-23T11:00:00Z".parse().unwrap(),
+            renewed_at: "2026-11-23T10:00:00Z".parse().unwrap(),
+            inputs_hash: "h".to_owned(),
+            session_name: "sp-ml-speech".to_owned(),
+            access_key_id: "ASIAEXAMPLE".to_owned(),
+        }
+    }
+
+    fn condition<'a>(status: &'a TrainingPartitionStatus, type_: &str) -> &'a condition::Condition {
+        status.conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    #[test]
+    fn valid_credentials_make_it_ready() {
+        let held = held();
+        let outcome = Outcome::Valid {
+            secret_name: "speech-aws",
+            held: &held,
+            minted: true,
+        };
+        let status = next(
+            None,
+            Some(3),
+            &outcome,
+            "2026-11-23T10:00:01Z".parse().unwrap(),
+        );
+        assert_eq!(status.observed_generation, Some(3));
+        assert_eq!(condition(&status, "Ready").status, "True");
+        assert_eq!(condition(&status, "CredentialsIssued").reason, "Issued");
+        assert_eq!(condition(&status, "Degraded").status, "False");
+        let credentials = status.credentials.unwrap();
+        assert_eq!(credentials.secret_name, "speech-aws");
+        assert_eq!(credentials.access_key_id, "ASIAEXAMPLE");
+    }
+
+    #[test]
+    fn the_same_state_twice_yields_the_same_status() {
+        let held = held();
+        let outcome = Outcome::Valid {
+            secret_name: "speech-aws",
+            held: &held,
+            minted: false,
+        };
+        let first = next(
+            None,
+            Some(1),
+            &outcome,
+            "2026-11-23T10:00:01Z".parse().unwrap(),
+        );
+        let second = next(
+            Some(&first),
+            Some(1),
+            &outcome,
+            "2026-11-23T10:05:00Z".parse().unwrap(),
+        );
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn a_failed_renewal_degrades_but_keeps_ready_while_the_old_session_lasts() {
+        let held = held();
+        let failed = |now: &str| {
+            next(
+                None,
+                Some(1),
+                &Outcome::Failed {
+                    reason: "EndpointUnavailable",
+                    message: "connection refused".to_owned(),
+                    secret_name: "speech-aws",
+                    held: Some(&held),
+                },
+                now.parse().unwrap(),
+            )
+        };
+        let before_expiry = failed("2026-11-23T10:50:00Z");
+        assert_eq!(condition(&before_expiry, "Ready").status, "True");
+        assert_eq!(condition(&before_expiry, "Degraded").status, "True");
+        assert_eq!(
+            condition(&before_expiry, "Degraded").reason,
+            "EndpointUnavailable"
+        );
+        assert_eq!(
+            condition(&before_expiry, "CredentialsIssued").status,
+            "False"
+        );
+        let after_expiry = failed("2026-11-23T11:00:01Z");
+        assert_eq!(condition(&after_expiry, "Ready").status, "False");
+        assert_eq!(
+            condition(&after_expiry, "Ready").reason,
+            "EndpointUnavailable"
+        );
+    }
+}

@@ -1,0 +1,171 @@
+//! The operator process: HTTP endpoints, CRD check, leader election, then the
+//! controllers, until SIGTERM/SIGINT (graceful: in-flight reconciles finish, the lease is
+//! released) or until leadership is lost (the process exits so it restarts clean).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+use kube::api::ListParams;
+use securepipe_api::{RetentionPolicy, TrainingPartition};
+use securepipe_cloud::{Aws, AwsSettings};
+use tokio_util::sync::CancellationToken;
+
+use crate::Context;
+use crate::controllers::{WatchScope, retention_policy, training_partition};
+use crate::health::{self, Health};
+use crate::leader::{Elector, LeaseSettings};
+use crate::metrics::Metrics;
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub scope: WatchScope,
+    pub listen: SocketAddr,
+    /// `None` runs without leader election (one replica only).
+    pub lease: Option<LeaseSettings>,
+    pub aws: AwsSettings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot serve the health and metrics endpoints on {listen}")]
+    Listen {
+        listen: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "lost the leader lease {lease}; exiting so that a fresh process takes part in the next election"
+    )]
+    LostLeadership { lease: String },
+}
+
+pub async fn run(client: Client, settings: Settings) -> Result<(), RunError> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+    let bound = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| RunError::Listen {
+            listen: settings.listen,
+            source,
+        })?;
+    let listener = tokio::spawn(health::serve(
+        bound,
+        health.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+
+    let aws = Aws::from_env(settings.aws.clone()).await;
+    let ctx = Arc::new(Context::new(client.clone(), aws, metrics));
+
+    if !wait_for_crds(&client, &settings.scope, &shutdown).await {
+        return finish(listener, settings.listen).await;
+    }
+    let elector = match &settings.lease {
+        Some(lease) => {
+            health.set_ready(true); // standing by is healthy
+            let mut elector = Elector::new(client.clone(), lease.clone());
+            if !elector.acquire(&shutdown).await {
+                return finish(listener, settings.listen).await;
+            }
+            Some(elector)
+        }
+        None => None,
+    };
+
+    let controllers = shutdown.child_token();
+    let running = tokio::spawn(run_controllers(
+        ctx,
+        settings.scope.clone(),
+        controllers.clone(),
+    ));
+    health.set_ready(true);
+    tracing::info!(scope = ?settings.scope, "controllers running");
+
+    let lost = match elector {
+        Some(elector) => !elector.hold(shutdown.clone()).await,
+        None => {
+            shutdown.cancelled().await;
+            false
+        }
+    };
+    health.set_ready(false);
+    controllers.cancel();
+    if let Err(err) = running.await {
+        tracing::error!(error = %err, "controller task failed");
+    }
+    if lost {
+        shutdown.cancel();
+        let lease = settings.lease.map(|l| l.name).unwrap_or_default();
+        return Err(RunError::LostLeadership { lease });
+    }
+    finish(listener, settings.listen).await
+}
+
+async fn run_controllers(ctx: Arc<Context>, scope: WatchScope, shutdown: CancellationToken) {
+    tokio::join!(
+        training_partition::run(ctx.clone(), scope.clone(), shutdown.clone()),
+        retention_policy::run(ctx, scope, shutdown),
+    );
+}
+
+/// Waits until the apiserver serves both CRDs in `scope` (readiness stays false until
+/// then). Returns false on shutdown.
+async fn wait_for_crds(client: &Client, scope: &WatchScope, shutdown: &CancellationToken) -> bool {
+    let one = ListParams::default().limit(1);
+    loop {
+        let partitions = scope
+            .api::<TrainingPartition>(client.clone())
+            .list_metadata(&one)
+            .await;
+        let policies = scope
+            .api::<RetentionPolicy>(client.clone())
+            .list_metadata(&one)
+            .await;
+        match (partitions, policies) {
+            (Ok(_), Ok(_)) => return true,
+            (Err(err), _) | (_, Err(err)) => {
+                tracing::warn!(error = %err, "securepipe CRDs not served yet (install crds/); retrying");
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return false,
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
+}
+
+async fn finish(
+    listener: tokio::task::JoinHandle<std::io::Result<()>>,
+    listen: SocketAddr,
+) -> Result<(), RunError> {
+    match listener.await {
+        Ok(Ok(())) | Err(_) => Ok(()),
+        Ok(Err(source)) => Err(RunError::Listen { listen, source }),
+    }
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight reconciles");
+    shutdown.cancel();
+}

@@ -1,0 +1,575 @@
+//! TrainingPartition controller against the real apiserver and LocalStack, with the real
+//! operator binary running as its ServiceAccount (RBAC from config/rbac/ enforced).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use securepipe_api::TrainingPartition;
+use securepipe_tests::operator::{OPERATOR_NAMESPACE, OperatorProcess, SERVICE_ACCOUNT};
+use securepipe_tests::{FIELD_MANAGER, client, eventually, fresh_namespace, install_crds};
+
+async fn aws() -> aws_config::SdkConfig {
+    std::env::var("AWS_ENDPOINT_URL")
+        .unwrap_or_else(|_| panic!("AWS_ENDPOINT_URL is not set: source target/env/env.sh"));
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// Creates an IAM role in LocalStack and returns its ARN.
+async fn create_role(name: &str) -> String {
+    let iam = aws_sdk_iam::Client::new(&aws().await);
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"]}]}"#;
+    let role = iam
+        .create_role()
+        .role_name(name)
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("create role {name}: {err:?}"));
+    role.role.expect("created role").arn
+}
+
+struct Setup {
+    client: Client,
+    namespace: String,
+    role_arn: String,
+    operator: OperatorProcess,
+}
+
+async fn setup(prefix: &str) -> Setup {
+    let client = client().await;
+    install_crds(&client).await;
+    let namespace = fresh_namespace(&client, prefix).await;
+    let role_arn = create_role(&format!("trainer-{namespace}")).await;
+    let operator = OperatorProcess::start(&client, &namespace).await;
+    Setup {
+        client,
+        namespace,
+        role_arn,
+        operator,
+    }
+}
+
+impl Setup {
+    fn partitions(&self) -> Api<TrainingPartition> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    async fn apply(&self, name: &str, extra_spec: &str) -> TrainingPartition {
+        let yaml = format!(
+            "apiVersion: securepipe.io/v1alpha1\nkind: TrainingPartition\nmetadata: {{name: {name}}}\nspec:\n  bucket: biometrics-{ns}\n  region: us-east-1\n  roleArn: {role}\n{extra_spec}",
+            ns = self.namespace,
+            role = self.role_arn
+        );
+        let tp: TrainingPartition = serde_yaml::from_str(&yaml).expect("TrainingPartition YAML");
+        self.partitions()
+            .patch(
+                name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&tp),
+            )
+            .await
+            .unwrap_or_else(|err| panic!("apply TrainingPartition {name}: {err}"))
+    }
+
+    async fn condition(&self, name: &str, type_: &str) -> Option<(String, String)> {
+        let tp = self.partitions().get_opt(name).await.ok()??;
+        let condition = tp
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == type_)?;
+        Some((condition.status, condition.reason))
+    }
+
+    async fn wait_condition(
+        &self,
+        name: &str,
+        type_: &str,
+        status: &str,
+        timeout: Duration,
+    ) -> String {
+        let what = format!("{name} {type_}={status}");
+        eventually(timeout, &what, || async {
+            self.condition(name, type_)
+                .await
+                .filter(|(s, _)| s == status)
+                .map(|(_, reason)| reason)
+        })
+        .await
+    }
+
+    async fn secret(&self, name: &str) -> Option<Secret> {
+        self.secrets().get_opt(name).await.expect("read Secret")
+    }
+
+    async fn event_reasons(&self) -> Vec<String> {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &self.namespace);
+        events
+            .list(&ListParams::default())
+            .await
+            .expect("list events")
+            .items
+            .into_iter()
+            .filter_map(|e| e.reason)
+            .collect()
+    }
+}
+
+fn value(secret: &Secret, key: &str) -> String {
+    let bytes = &secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .unwrap_or_else(|| panic!("Secret has no {key}"))
+        .0;
+    String::from_utf8(bytes.clone()).expect("UTF-8 Secret value")
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
+async fn a_partition_gets_working_credentials_within_five_seconds() {
+    let setup = setup("tp-issue").await;
+    let started = Instant::now();
+    setup
+        .apply(
+            "speech",
+            "  access: ReadWrite\n  credentials: {sessionTags: {team: asr}}\n",
+        )
+        .await;
+    let secret = eventually(Duration::from_secs(5), "Secret speech-aws", || {
+        setup.secret("speech-aws")
+    })
+    .await;
+    let elapsed = started.elapsed();
+    println!("Secret written {elapsed:?} after apply");
+
+    for key in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "credentials",
+        "credential-process.json",
+        "config",
+    ] {
+        assert!(!value(&secret, key).is_empty(), "{key} is empty");
+    }
+    assert_eq!(secret.type_.as_deref(), Some("Opaque"));
+    let owner = &secret.owner_references()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+        ("TrainingPartition", "speech", Some(true))
+    );
+    let process: serde_json::Value =
+        serde_json::from_str(&value(&secret, "credential-process.json"))
+            .expect("credential_process JSON");
+    assert_eq!(process["Version"], 1);
+    assert_eq!(
+        process["AccessKeyId"].as_str(),
+        Some(value(&secret, "AWS_ACCESS_KEY_ID").as_str())
+    );
+    assert!(
+        secret
+            .annotations()
+            .contains_key("securepipe.io/expires-at")
+    );
+
+    // The credentials work, and they are the partition's session.
+    let credentials = aws_sdk_sts::config::Credentials::new(
+        value(&secret, "AWS_ACCESS_KEY_ID"),
+        value(&secret, "AWS_SECRET_ACCESS_KEY"),
+        Some(value(&secret, "AWS_SESSION_TOKEN")),
+        None,
+        "securepipe-secret",
+    );
+    let config = aws_sdk_sts::config::Builder::from(&aws().await)
+        .credentials_provider(credentials)
+        .build();
+    let identity = aws_sdk_sts::Client::from_conf(config)
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("GetCallerIdentity with the Secret's credentials");
+    let arn = identity.arn().unwrap_or_default();
+    let session_name = format!("sp-{}-speech", setup.namespace);
+    let role_name = setup.role_arn.rsplit('/').next().unwrap_or_default();
+    assert!(
+        arn.ends_with(&format!("assumed-role/{role_name}/{session_name}")),
+        "{arn}"
+    );
+
+    let reason = setup
+        .wait_condition("speech", "Ready", "True", Duration::from_secs(5))
+        .await;
+    assert_eq!(reason, "CredentialsValid");
+    let tp = setup
+        .partitions()
+        .get("speech")
+        .await
+        .expect("get TrainingPartition");
+    let status = tp.status.expect("status");
+    assert_eq!(status.observed_generation, tp.metadata.generation);
+    let issued = status.credentials.expect("status.credentials");
+    assert_eq!(issued.secret_name, "speech-aws");
+    assert_eq!(issued.session_name, session_name);
+    assert_eq!(issued.access_key_id, value(&secret, "AWS_ACCESS_KEY_ID"));
+    eventually(
+        Duration::from_secs(5),
+        "CredentialsIssued event",
+        || async {
+            setup
+                .event_reasons()
+                .await
+                .contains(&"CredentialsIssued".to_owned())
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        setup
+            .operator
+            .metric("securepipe_credentials_minted_total")
+            .await,
+        1.0
+    );
+
+    // No secret value ever reaches the operator's logs.
+    let logs = setup.operator.stop().await;
+    assert!(
+        logs.contains("credentials written"),
+        "the log capture works:\n{logs}"
+    );
+    for key in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+        assert!(
+            !logs.contains(&value(&secret, key)),
+            "{key} appears in the operator logs"
+        );
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
+async fn credentials_are_renewed_when_due_and_never_missing() {
+    let setup = setup("tp-renew").await;
+    // A 15-minute session renewed 14m50s before expiry: due about 10 s after minting.
+    setup
+        .apply(
+            "renewing",
+            "  credentials: {duration: 15m, renewBefore: 14m50s}\n",
+        )
+        .await;
+    let first = eventually(Duration::from_secs(5), "first Secret", || {
+        setup.secret("renewing-aws")
+    })
+    .await;
+    let first_key = value(&first, "AWS_ACCESS_KEY_ID");
+    let renewed = eventually(Duration::from_secs(30), "a renewed Secret", || async {
+        let secret = setup.secret("renewing-aws").await?;
+        (value(&secret, "AWS_ACCESS_KEY_ID") != first_key).then_some(secret)
+    })
+    .await;
+    let expiry = |s: &Secret| s.annotations()["securepipe.io/expires-at"].clone();
+    assert!(
+        expiry(&renewed) > expiry(&first),
+        "{} !> {}",
+        expiry(&renewed),
+        expiry(&first)
+    );
+    assert!(
+        setup
+            .event_reasons()
+            .await
+            .contains(&"CredentialsRenewed".to_owned())
+    );
+    // Renewal overwrote the one Secret in place: there was never a moment without one.
+    let owned = setup
+        .secrets()
+        .list(&ListParams::default().labels("securepipe.io/training-partition=renewing"))
+        .await
+        .expect("list Secrets");
+    assert_eq!(owned.items.len(), 1);
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
+async fn deleting_removes_the_secret_and_revokes_earlier_sessions() {
+    let setup = setup("tp-revoke").await;
+    setup
+        .apply("revoked", "  credentials: {revokeOnDelete: true}\n")
+        .await;
+    setup
+        .wait_condition("revoked", "Ready", "True", Duration::from_secs(10))
+        .await;
+    let tp = setup.partitions().get("revoked").await.expect("get");
+    assert!(
+        tp.finalizers()
+            .contains(&"securepipe.io/revoke-sessions".to_owned())
+    );
+
+    setup
+        .partitions()
+        .delete("revoked", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually(
+        Duration::from_secs(20),
+        "TrainingPartition gone",
+        || async {
+            setup
+                .partitions()
+                .get_opt("revoked")
+                .await
+                .expect("get")
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "Secret garbage-collected",
+        || async { setup.secret("revoked-aws").await.is_none().then_some(()) },
+    )
+    .await;
+
+    let iam = aws_sdk_iam::Client::new(&aws().await);
+    let role_name = setup.role_arn.rsplit('/').next().unwrap_or_default();
+    let policy = iam
+        .get_role_policy()
+        .role_name(role_name)
+        .policy_name(format!("securepipe-revoke.{}.revoked", setup.namespace))
+        .send()
+        .await
+        .expect("the revocation policy exists on the role");
+    // IAM returns policy documents URL-encoded.
+    let document = percent_encoding::percent_decode_str(policy.policy_document())
+        .decode_utf8()
+        .expect("UTF-8 policy");
+    let document: serde_json::Value = serde_json::from_str(&document).expect("policy JSON");
+    let statement = &document["Statement"][0];
+    assert_eq!(statement["Effect"], "Deny");
+    assert_eq!(
+        statement["Condition"]["StringEquals"]["aws:PrincipalTag/securepipe:partition"],
+        "revoked"
+    );
+    assert!(statement["Condition"]["DateLessThan"]["aws:TokenIssueTime"].is_string());
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
+async fn an_aws_outage_degrades_and_recovery_follows() {
+    let setup = setup("tp-outage").await;
+    setup.operator.aws_link().cut();
+    setup.apply("offline", "").await;
+    let reason = setup
+        .wait_condition("offline", "Degraded", "True", Duration::from_secs(60))
+        .await;
+    assert_eq!(reason, "EndpointUnavailable");
+    assert_eq!(
+        setup
+            .condition("offline", "Ready")
+            .await
+            .map(|c| c.0)
+            .as_deref(),
+        Some("False")
+    );
+    assert!(setup.secret("offline-aws").await.is_none());
+
+    setup.operator.aws_link().restore();
+    setup
+        .wait_condition("offline", "Ready", "True", Duration::from_secs(30))
+        .await;
+    setup
+        .wait_condition("offline", "Degraded", "False", Duration::from_secs(5))
+        .await;
+
+    // With valid credentials in hand, a failed re-mint degrades but keeps Ready.
+    setup.operator.aws_link().cut();
+    setup
+        .apply("offline", "  credentials: {sessionTags: {team: changed}}\n")
+        .await;
+    setup
+        .wait_condition("offline", "Degraded", "True", Duration::from_secs(60))
+        .await;
+    assert_eq!(
+        setup
+            .condition("offline", "Ready")
+            .await
+            .map(|c| c.0)
+            .as_deref(),
+        Some("True")
+    );
+    setup.operator.aws_link().restore();
+    setup
+        .wait_condition("offline", "Degraded", "False", Duration::from_secs(30))
+        .await;
+    let owned = setup
+        .secrets()
+        .list(&ListParams::default().labels("securepipe.io/training-partition=offline"))
+        .await
+        .expect("list Secrets");
+    assert_eq!(owned.items.len(), 1, "exactly one Secret after recovery");
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
+async fn a_restarted_operator_mints_nothing_for_fresh_credentials() {
+    let mut setup = setup("tp-restart").await;
+    let names = ["a", "b", "c"];
+    for name in names {
+        setup.apply(name, "").await;
+    }
+    let mut before = BTreeMap::new();
+    for name in names {
+        setup
+            .wait_condition(name, "Ready", "True", Duration::from_secs(10))
+            .await;
+        let tp = setup.partitions().get(name).await.expect("get");
+        let key = value(
+            &setup.secret(&format!("{name}-aws")).await.expect("Secret"),
+            "AWS_ACCESS_KEY_ID",
+        );
+        before.insert(name, (key, tp.resource_version()));
+    }
+    setup.operator.restart().await;
+    // Give the new process time to reconcile every partition once.
+    eventually(
+        Duration::from_secs(10),
+        "reconciles after restart",
+        || async {
+            let text = setup.operator.metrics().await;
+            let reconciles: f64 = text
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix(
+                        "securepipe_reconciles_total{controller=\"trainingpartition\"} ",
+                    )?
+                    .parse()
+                    .ok()
+                })
+                .unwrap_or(0.0);
+            (reconciles >= 3.0).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        setup
+            .operator
+            .metric("securepipe_credentials_minted_total")
+            .await,
+        0.0
+    );
+    for name in names {
+        let tp = setup.partitions().get(name).await.expect("get");
+        let key = value(
+            &setup.secret(&format!("{name}-aws")).await.expect("Secret"),
+            "AWS_ACCESS_KEY_ID",
+        );
+        assert_eq!(
+            (key, tp.resource_version()),
+            before[name].clone(),
+            "{name} changed after restart"
+        );
+    }
+    let logs = setup.operator.stop().await;
+    assert!(logs.contains("became the leader"), "{logs}");
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
+async fn the_operator_role_is_least_privilege() {
+    let client = client().await;
+    let namespace = fresh_namespace(&client, "tp-rbac").await;
+    // Applying the RBAC is part of starting the operator.
+    let operator = OperatorProcess::start(&client, &namespace).await;
+    let user = format!("system:serviceaccount:{OPERATOR_NAMESPACE}:{SERVICE_ACCOUNT}");
+    let can = |group: &str, resource: &str, verb: &str, ns: &str| {
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: Some(user.clone()),
+                groups: Some(vec![
+                    "system:serviceaccounts".to_owned(),
+                    "system:authenticated".to_owned(),
+                ]),
+                resource_attributes: Some(ResourceAttributes {
+                    group: Some(group.to_owned()),
+                    resource: Some(resource.to_owned()),
+                    verb: Some(verb.to_owned()),
+                    namespace: Some(ns.to_owned()),
+                    ..ResourceAttributes::default()
+                }),
+                ..SubjectAccessReviewSpec::default()
+            },
+            ..SubjectAccessReview::default()
+        };
+        let client = client.clone();
+        async move {
+            let reviews: Api<SubjectAccessReview> = Api::all(client);
+            reviews
+                .create(&PostParams::default(), &review)
+                .await
+                .expect("SubjectAccessReview")
+                .status
+                .is_some_and(|s| s.allowed)
+        }
+    };
+    for (group, resource, verb) in [
+        ("securepipe.io", "trainingpartitions", "watch"),
+        ("securepipe.io", "trainingpartitions/status", "patch"),
+        ("", "secrets", "patch"),
+        ("events.k8s.io", "events", "create"),
+        ("coordination.k8s.io", "leases", "update"),
+    ] {
+        assert!(
+            can(group, resource, verb, &namespace).await,
+            "{verb} {resource} must be allowed"
+        );
+    }
+    for (group, resource, verb, ns) in [
+        (
+            "securepipe.io",
+            "trainingpartitions",
+            "delete",
+            namespace.as_str(),
+        ),
+        (
+            "securepipe.io",
+            "trainingpartitions",
+            "create",
+            namespace.as_str(),
+        ),
+        ("", "configmaps", "get", namespace.as_str()),
+        ("", "pods", "list", namespace.as_str()),
+        (
+            "rbac.authorization.k8s.io",
+            "roles",
+            "create",
+            namespace.as_str(),
+        ),
+        ("coordination.k8s.io", "leases", "update", "default"),
+        (
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            "create",
+            "",
+        ),
+    ] {
+        assert!(
+            !can(group, resource, verb, ns).await,
+            "{verb} {resource} in {ns:?} must be denied"
+        );
+    }
+    operator.stop().await;
+}
