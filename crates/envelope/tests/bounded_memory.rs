@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 const OBJECT_LEN: u64 = 1 << 30;
 /// Peak RSS allowed for the whole test process.
-const MAX_PEAK_RSS: u64 = 96 << 20;
+const MAX_PEAK_RSS: u64 = 32 << 20;
 /// The plaintext repeats this table; its prime length keeps frames and table unaligned.
 const TABLE_LEN: usize = 65_521;
 
