@@ -18,6 +18,10 @@ use crate::health::{self, Health};
 use crate::leader::{Elector, LeaseSettings};
 use crate::metrics::Metrics;
 
+/// How long shutdown waits for in-flight reconciles and HTTP connections: well inside
+/// Kubernetes' default 30 s termination grace period.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub scope: WatchScope,
@@ -96,8 +100,12 @@ pub async fn run(client: Client, settings: Settings) -> Result<(), RunError> {
     };
     health.set_ready(false);
     controllers.cancel();
-    if let Err(err) = running.await {
-        tracing::error!(error = %err, "controller task failed");
+    match tokio::time::timeout(DRAIN_TIMEOUT, running).await {
+        Ok(Ok(())) => tracing::info!("controllers stopped"),
+        Ok(Err(err)) => tracing::error!(error = %err, "controller task failed"),
+        Err(_) => {
+            tracing::warn!(timeout = ?DRAIN_TIMEOUT, "controllers still draining; exiting anyway")
+        }
     }
     if lost {
         shutdown.cancel();
@@ -144,9 +152,9 @@ async fn finish(
     listener: tokio::task::JoinHandle<std::io::Result<()>>,
     listen: SocketAddr,
 ) -> Result<(), RunError> {
-    match listener.await {
-        Ok(Ok(())) | Err(_) => Ok(()),
-        Ok(Err(source)) => Err(RunError::Listen { listen, source }),
+    match tokio::time::timeout(DRAIN_TIMEOUT, listener).await {
+        Ok(Ok(Err(source))) => Err(RunError::Listen { listen, source }),
+        _ => Ok(()),
     }
 }
 

@@ -99,7 +99,6 @@ pub async fn reconcile(tp: Arc<TrainingPartition>, ctx: Arc<Context>) -> Result<
         let outcome = Outcome::Valid {
             secret_name: &plan.secret_name,
             held,
-            minted: false,
         };
         reconciler
             .write_status(&outcome)
@@ -146,7 +145,6 @@ pub async fn reconcile(tp: Arc<TrainingPartition>, ctx: Arc<Context>) -> Result<
             let outcome = Outcome::Valid {
                 secret_name: &plan.secret_name,
                 held: &minted,
-                minted: true,
             };
             reconciler
                 .write_status(&outcome)

@@ -13,11 +13,10 @@ use super::renewal::Held;
 /// What a reconcile ended with.
 #[derive(Debug)]
 pub enum Outcome<'a> {
-    /// Valid credentials are in the Secret; `minted` tells whether this reconcile wrote them.
+    /// Valid credentials are in the Secret.
     Valid {
         secret_name: &'a str,
         held: &'a Held,
-        minted: bool,
     },
     /// Minting (or acting on the spec) failed; `held` is the session still in the Secret.
     Failed {
@@ -52,7 +51,7 @@ pub fn next(
         );
     };
     match outcome {
-        Outcome::Valid { held, minted, .. } => {
+        Outcome::Valid { held, .. } => {
             let expires = super::secret::rfc3339(held.expires_at);
             set(
                 types::READY,
@@ -60,11 +59,12 @@ pub fn next(
                 "CredentialsValid",
                 format!("session {} valid until {expires}", held.session_name),
             );
-            let reason = if *minted { "Issued" } else { "Current" };
+            // The same reason whether this reconcile minted or found the session: a
+            // restart must not rewrite the status.
             set(
                 types::CREDENTIALS_ISSUED,
                 Status::True,
-                reason,
+                "Issued",
                 format!("session {} valid until {expires}", held.session_name),
             );
             set(types::DEGRADED, Status::False, "AsExpected", String::new());
@@ -139,7 +139,6 @@ mod tests {
         let outcome = Outcome::Valid {
             secret_name: "speech-aws",
             held: &held,
-            minted: true,
         };
         let status = next(
             None,
@@ -162,7 +161,6 @@ mod tests {
         let outcome = Outcome::Valid {
             secret_name: "speech-aws",
             held: &held,
-            minted: false,
         };
         let first = next(
             None,
