@@ -45,6 +45,7 @@ crds:
 
 ## Runs the operator on the local stack with the example resources and shows what it did.
 demo: stack-up
+	$(CARGO) build --locked -p securepipe-cli
 	tests/demo.sh
 
 ## Envelope encryption: the Python AWS Encryption SDK venv the interop suite uses (cached,

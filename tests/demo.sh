@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: installs the CRDs on the local stack, applies the examples and shows them.
+# `make demo`: installs the CRDs on the local stack, runs the operator (as its
+# ServiceAccount, RBAC from config/rbac/), applies the examples and shows what it did.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=/dev/null
@@ -11,6 +12,31 @@ step "kube-apiserver $(kubectl version -o json | sed -n 's/.*"gitVersion": "\(v[
 step "Installing the CRDs (crds/)"
 kubectl apply --server-side -f crds/
 kubectl wait --for=condition=Established --timeout=60s crd/trainingpartitions.securepipe.io crd/retentionpolicies.securepipe.io
+
+# --- Operator (begin) ---------------------------------------------------------------------
+step "Starting the operator as system:serviceaccount:securepipe-system:securepipe-operator"
+kubectl apply --server-side -f config/rbac/ >/dev/null
+operator_kubeconfig=target/env/demo-operator.kubeconfig
+# The admin kubeconfig, impersonating the operator's ServiceAccount: the apiserver
+# enforces exactly config/rbac/.
+awk '{ print } /^    token: / {
+  print "    as: system:serviceaccount:securepipe-system:securepipe-operator"
+  print "    as-groups: [system:serviceaccounts, system:serviceaccounts:securepipe-system, system:authenticated]"
+}' "$KUBECONFIG" >"$operator_kubeconfig"
+chmod 600 "$operator_kubeconfig"
+operator_log=target/env/logs/demo-operator.log
+KUBECONFIG=$operator_kubeconfig RUST_LOG=info target/debug/securepipe operator \
+  --lease-namespace securepipe-system --listen 127.0.0.1:18080 --s3-force-path-style \
+  >"$operator_log" 2>&1 &
+operator_pid=$!
+trap 'kill -TERM "$operator_pid" 2>/dev/null || true; wait "$operator_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+  curl -fsS http://127.0.0.1:18080/readyz >/dev/null 2>&1 && break
+  kill -0 "$operator_pid" 2>/dev/null || { cat "$operator_log" >&2; exit 1; }
+  sleep 0.2
+done
+curl -fsS http://127.0.0.1:18080/readyz && echo " (pid $operator_pid, log $operator_log)"
+# --- Operator (end) -----------------------------------------------------------------------
 
 # --- RetentionPolicy: buckets (begin) ---------------------------------------------------
 # The RetentionPolicy examples name buckets; create them in LocalStack so the operator can
@@ -32,12 +58,42 @@ grep -h -E '^  (bucket|region):' examples/rp-*.yaml | awk '{print $2}' | paste -
   done
 # --- RetentionPolicy: buckets (end) -----------------------------------------------------
 
+# --- TrainingPartition: roles (begin) ---------------------------------------------------
+step "Creating the TrainingPartition example roles in LocalStack IAM"
+trust='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"]}]}'
+grep -h -E '^  roleArn:' examples/tp-*.yaml | awk '{print $2}' | sort -u | while read -r arn; do
+  role_path=${arn#*:role}; name=${role_path##*/}; path=${role_path%"$name"}
+  if "$AWS_CLI" iam get-role --role-name "$name" >/dev/null 2>&1; then
+    echo "role $name exists"
+  else
+    "$AWS_CLI" iam create-role --role-name "$name" --path "$path" \
+      --assume-role-policy-document "$trust" >/dev/null && echo "role $arn created"
+  fi
+done
+# --- TrainingPartition: roles (end) -----------------------------------------------------
+
 step "Applying the examples (examples/) into namespace securepipe-demo"
 kubectl create namespace securepipe-demo --dry-run=client -o yaml | kubectl apply -f -
 kubectl apply --server-side -n securepipe-demo -f examples/
 
 step "kubectl get tp,rp"
 kubectl get tp,rp -n securepipe-demo
+
+# --- TrainingPartition: credentials (begin) ---------------------------------------------
+step "TrainingPartition voice-prod: waiting for Ready, then its Secret"
+kubectl wait -n securepipe-demo --for=condition=Ready --timeout=60s trainingpartition --all
+kubectl get tp -n securepipe-demo
+secret=$(kubectl get tp voice-prod -n securepipe-demo -o jsonpath='{.status.credentials.secretName}')
+kubectl describe secret "$secret" -n securepipe-demo   # sizes only, never values
+step "The credentials work: sts get-caller-identity with the Secret's keys"
+field() { kubectl get secret "$secret" -n securepipe-demo -o "jsonpath={.data.$1}" | base64 -d; }
+AWS_ACCESS_KEY_ID=$(field AWS_ACCESS_KEY_ID) AWS_SECRET_ACCESS_KEY=$(field AWS_SECRET_ACCESS_KEY) \
+  AWS_SESSION_TOKEN=$(field AWS_SESSION_TOKEN) "$AWS_CLI" sts get-caller-identity
+step "Events"
+kubectl get events -n securepipe-demo --sort-by=.metadata.creationTimestamp | tail -15
+step "Operator metrics (excerpt)"
+curl -fsS http://127.0.0.1:18080/metrics | grep -E '^securepipe_(reconciles|credentials_minted|assume_role_seconds_count)'
+# --- TrainingPartition: credentials (end) -----------------------------------------------
 
 step "An invalid resource is rejected at admission, naming the field"
 kubectl apply --dry-run=server -n securepipe-demo -f tests/admission/invalid/duration-too-short.yaml || true
