@@ -10,9 +10,11 @@ mod secret;
 mod status;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::controller::Config;
 use kube::runtime::{Controller, watcher};
 use securepipe_api::TrainingPartition;
 use tokio_util::sync::CancellationToken;
@@ -35,8 +37,15 @@ pub async fn run(ctx: Arc<Context>, scope: WatchScope, shutdown: CancellationTok
     // Only Secrets securepipe wrote: the watch (and memory) stays small on busy clusters.
     let secrets = scope.api::<Secret>(ctx.client.clone());
     let owned = watcher::Config::default().labels(&secret::managed_selector());
+    // Bounded concurrency keeps memory flat when a thousand partitions arrive at once;
+    // the debounce folds the events of our own Secret and status writes into one
+    // follow-up reconcile.
+    let config = Config::default()
+        .concurrency(64)
+        .debounce(Duration::from_millis(250));
     Controller::new(partitions, watcher::Config::default().any_semantic())
         .owns(secrets, owned)
+        .with_config(config)
         .graceful_shutdown_on(shutdown.cancelled_owned())
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| async move {
