@@ -17,13 +17,7 @@ kubectl wait --for=condition=Established --timeout=60s crd/trainingpartitions.se
 step "Starting the operator as system:serviceaccount:securepipe-system:securepipe-operator"
 kubectl apply --server-side -f config/rbac/ >/dev/null
 operator_kubeconfig=target/env/demo-operator.kubeconfig
-# The admin kubeconfig, impersonating the operator's ServiceAccount: the apiserver
-# enforces exactly config/rbac/.
-awk '{ print } /^    token: / {
-  print "    as: system:serviceaccount:securepipe-system:securepipe-operator"
-  print "    as-groups: [system:serviceaccounts, system:serviceaccounts:securepipe-system, system:authenticated]"
-}' "$KUBECONFIG" >"$operator_kubeconfig"
-chmod 600 "$operator_kubeconfig"
+tests/env/operator-kubeconfig.sh "$KUBECONFIG" "$operator_kubeconfig"
 operator_log=target/env/logs/demo-operator.log
 KUBECONFIG=$operator_kubeconfig RUST_LOG=info target/debug/securepipe operator \
   --lease-namespace securepipe-system --listen 127.0.0.1:18080 --s3-force-path-style \

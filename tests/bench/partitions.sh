@@ -26,10 +26,7 @@ aws_cli=("${XDG_CACHE_HOME:-$HOME/.cache}"/securepipe/localstack-4.4.0-*/bin/aws
 role_arn=$("${aws_cli[0]}" iam create-role --role-name "trainer-$ns" --query Role.Arn --output text \
   --assume-role-policy-document '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}')
 
-awk '{ print } /^    token: / {
-  print "    as: system:serviceaccount:securepipe-system:securepipe-operator"
-  print "    as-groups: [system:serviceaccounts, system:serviceaccounts:securepipe-system, system:authenticated]"
-}' "$KUBECONFIG" >"$work/kubeconfig"
+tests/env/operator-kubeconfig.sh "$KUBECONFIG" "$work/kubeconfig"
 KUBECONFIG=$work/kubeconfig RUST_LOG=warn "$bin" operator --namespace "$ns" --lease-namespace "$ns" \
   --listen 127.0.0.1:18090 >"$work/operator.log" 2>&1 &
 pid=$!
