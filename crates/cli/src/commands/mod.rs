@@ -68,7 +68,6 @@ fn report(err: &dyn Error) {
 }
 
 /// A multi-threaded Tokio runtime for the subcommands that talk to servers.
-#[allow(dead_code)] // used once the first async subcommand lands
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

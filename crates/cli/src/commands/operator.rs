@@ -50,10 +50,7 @@ pub enum Error {
 
 pub fn run(args: Args) -> Result<(), Error> {
     init_logging(args.log_json);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?;
+    let runtime = super::runtime().map_err(Error::Runtime)?;
     runtime.block_on(async {
         let client = kube::Client::try_default()
             .await
