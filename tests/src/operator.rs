@@ -216,21 +216,11 @@ fn spawn(
         .expect("start the securepipe operator")
 }
 
-/// Applies `config/rbac/` and binds the leader-election role in `namespace`.
+/// Applies `config/rbac/` (once per test process: parallel first-time applies race to
+/// create the same objects) and binds the leader-election role in `namespace`.
 async fn install_rbac(client: &Client, namespace: &str) {
-    let status = std::process::Command::new("kubectl")
-        .args([
-            "apply",
-            "--server-side",
-            "--field-manager",
-            FIELD_MANAGER,
-            "-f",
-        ])
-        .arg(repo_root().join("config/rbac"))
-        .stdout(Stdio::null())
-        .status()
-        .expect("run kubectl (PATH from target/env/env.sh)");
-    assert!(status.success(), "kubectl apply -f config/rbac failed");
+    static APPLIED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    APPLIED.get_or_init(apply_rbac_manifests).await;
     let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), namespace);
     let binding = RoleBinding {
         metadata: ObjectMeta {
@@ -257,6 +247,30 @@ async fn install_rbac(client: &Client, namespace: &str) {
         )
         .await
         .unwrap_or_else(|err| panic!("bind leader election in {namespace}: {err}"));
+}
+
+async fn apply_rbac_manifests() {
+    let mut last_error = String::new();
+    for _ in 0..5 {
+        let output = std::process::Command::new("kubectl")
+            .args([
+                "apply",
+                "--server-side",
+                "--field-manager",
+                FIELD_MANAGER,
+                "-f",
+            ])
+            .arg(repo_root().join("config/rbac"))
+            .output()
+            .expect("run kubectl (PATH from target/env/env.sh)");
+        if output.status.success() {
+            return;
+        }
+        // Another suite applying at the same moment can win a create race: retry.
+        last_error = String::from_utf8_lossy(&output.stderr).into_owned();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    panic!("kubectl apply -f config/rbac failed:\n{last_error}");
 }
 
 /// Copies the admin kubeconfig, adding impersonation of the operator's ServiceAccount.

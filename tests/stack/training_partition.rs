@@ -287,12 +287,19 @@ async fn credentials_are_renewed_when_due_and_never_missing() {
         expiry(&renewed),
         expiry(&first)
     );
-    assert!(
-        setup
-            .event_reasons()
-            .await
-            .contains(&"CredentialsRenewed".to_owned())
-    );
+    // The event follows the Secret write.
+    eventually(
+        Duration::from_secs(5),
+        "CredentialsRenewed event",
+        || async {
+            setup
+                .event_reasons()
+                .await
+                .contains(&"CredentialsRenewed".to_owned())
+                .then_some(())
+        },
+    )
+    .await;
     // Renewal overwrote the one Secret in place: there was never a moment without one.
     let owned = setup
         .secrets()
