@@ -113,6 +113,17 @@ impl Setup {
         self.secrets().get_opt(name).await.expect("read Secret")
     }
 
+    /// How many Secrets carry the TrainingPartition's label.
+    async fn owned_secrets(&self, name: &str) -> usize {
+        let selector = format!("securepipe.io/training-partition={name}");
+        self.secrets()
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .expect("list Secrets")
+            .items
+            .len()
+    }
+
     async fn event_reasons(&self) -> Vec<String> {
         let events: Api<Event> = Api::namespaced(self.client.clone(), &self.namespace);
         events
@@ -301,12 +312,7 @@ async fn credentials_are_renewed_when_due_and_never_missing() {
     )
     .await;
     // Renewal overwrote the one Secret in place: there was never a moment without one.
-    let owned = setup
-        .secrets()
-        .list(&ListParams::default().labels("securepipe.io/training-partition=renewing"))
-        .await
-        .expect("list Secrets");
-    assert_eq!(owned.items.len(), 1);
+    assert_eq!(setup.owned_secrets("renewing").await, 1);
 }
 
 #[tokio::test]
@@ -422,12 +428,11 @@ async fn an_aws_outage_degrades_and_recovery_follows() {
     setup
         .wait_condition("offline", "Degraded", "False", Duration::from_secs(30))
         .await;
-    let owned = setup
-        .secrets()
-        .list(&ListParams::default().labels("securepipe.io/training-partition=offline"))
-        .await
-        .expect("list Secrets");
-    assert_eq!(owned.items.len(), 1, "exactly one Secret after recovery");
+    assert_eq!(
+        setup.owned_secrets("offline").await,
+        1,
+        "exactly one Secret after recovery"
+    );
 }
 
 #[tokio::test]
