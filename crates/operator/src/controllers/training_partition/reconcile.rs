@@ -8,7 +8,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
-use securepipe_api::{TrainingPartition, TrainingPartitionStatus};
+use securepipe_api::TrainingPartition;
 use securepipe_cloud::sts::{self, SessionRequest};
 use serde_json::json;
 
@@ -280,7 +280,7 @@ impl Reconciler<'_> {
     /// Emits a Warning event unless the Degraded condition already reports this reason
     /// (so a failure that persists across retries is one event, not one per retry).
     async fn warn_once(&self, reason: &str, message: &str) {
-        let already = current_status(self.tp).is_some_and(|status| {
+        let already = self.tp.status.as_ref().is_some_and(|status| {
             status
                 .conditions
                 .iter()
@@ -300,7 +300,10 @@ impl Reconciler<'_> {
 
     /// When `secretName` changed, removes the Secret this partition wrote before.
     async fn delete_previous_secret(&self, plan: &Plan) -> Result<(), kube::Error> {
-        let previous = current_status(self.tp)
+        let previous = self
+            .tp
+            .status
+            .as_ref()
             .and_then(|s| s.credentials.as_ref())
             .map(|c| c.secret_name.as_str())
             .filter(|previous| !previous.is_empty() && *previous != plan.secret_name);
@@ -321,10 +324,6 @@ impl Reconciler<'_> {
         }
         Ok(())
     }
-}
-
-fn current_status(tp: &TrainingPartition) -> Option<&TrainingPartitionStatus> {
-    tp.status.as_ref()
 }
 
 /// The requeue delay until `at` (at least one second, so a clock at the edge cannot spin).

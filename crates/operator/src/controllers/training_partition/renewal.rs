@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
+use sha2::{Digest, Sha256};
 
 /// The session currently held in the Secret, as its annotations describe it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,10 +51,10 @@ pub fn jitter(uid: &str, renew_before: Duration, duration: Duration) -> Duration
     if span_ms == 0 {
         return Duration::ZERO;
     }
-    let hash = uid.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    });
-    Duration::from_millis(hash % span_ms)
+    let digest = Sha256::digest(uid.as_bytes());
+    let mut first = [0_u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    Duration::from_millis(u64::from_be_bytes(first) % span_ms)
 }
 
 pub fn decide(
