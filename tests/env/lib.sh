@@ -215,7 +215,10 @@ sp_localstack_launch() {
     data="$SP_ENV_DIR/localstack"
     # Fresh state on every start.
     rm -rf "$data"
-    mkdir -p "$data/fs" "$data/volume"
+    mkdir -p "$data/fs/etc/localstack" "$data/volume"
+    # Test-only init scripts (ready.d/securepipe_sts_sessions.py exposes what LocalStack
+    # recorded for an AssumeRole, which no AWS API returns).
+    cp -R "$SP_ENV_SRC/localstack-init" "$data/fs/etc/localstack/init"
     # Host mode (this machine may look like a container to LocalStack), no
     # Docker, no persistence, no DNS server, no downloads, no analytics.
     sp_start localstack env \
@@ -240,7 +243,19 @@ sp_localstack_wait() {
         sp_log_tail localstack
         sp_die "localstack does not answer S3/STS/KMS/IAM calls"
     }
+    sp_wait localstack 30 sp_localstack_init_done
+    curl -fsS --max-time 3 "http://127.0.0.1:$LOCALSTACK_PORT/_localstack/init/ready" |
+        grep -q '"SUCCESSFUL"' || {
+        sp_log_tail localstack
+        sp_die "localstack's ready.d script (tests/env/localstack-init) did not run successfully"
+    }
     sp_log "localstack ready on http://127.0.0.1:$LOCALSTACK_PORT"
+}
+
+# True once LocalStack has run its ready.d init scripts.
+sp_localstack_init_done() {
+    curl -fsS --max-time 3 "http://127.0.0.1:$LOCALSTACK_PORT/_localstack/init/ready" |
+        python3 -c 'import json, sys; sys.exit(0 if json.load(sys.stdin).get("completed") else 1)'
 }
 
 # LocalStack spends about 5 s in shutdown hooks after TERM; its state is

@@ -11,10 +11,10 @@ use std::time::Duration;
 use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
 use kube::Client;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 use crate::aws_link::AwsLink;
+use crate::http::http_get;
 use crate::{FIELD_MANAGER, repo_root};
 
 pub const OPERATOR_NAMESPACE: &str = "securepipe-system";
@@ -307,23 +307,4 @@ fn write_impersonating_kubeconfig(path: &PathBuf) {
 fn free_loopback_address() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("find a free port");
     listener.local_addr().expect("local address").to_string()
-}
-
-/// A bare HTTP/1.0 GET, enough for the operator's plain-text endpoints.
-async fn http_get(address: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(address).await?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())
-        .await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, body)| body.to_owned());
-    Ok((status, body))
 }

@@ -12,8 +12,10 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use securepipe_api::TrainingPartition;
+use securepipe_tests::localstack::recorded_sts_session;
 use securepipe_tests::operator::{OPERATOR_NAMESPACE, OperatorProcess, SERVICE_ACCOUNT};
 use securepipe_tests::{FIELD_MANAGER, client, eventually, fresh_namespace, install_crds};
+use serde_json::json;
 
 async fn aws() -> aws_config::SdkConfig {
     std::env::var("AWS_ENDPOINT_URL")
@@ -219,6 +221,54 @@ async fn a_partition_gets_working_credentials_within_five_seconds() {
     assert!(
         arn.ends_with(&format!("assumed-role/{role_name}/{session_name}")),
         "{arn}"
+    );
+
+    // LocalStack recorded exactly the prefix-scoped session policy, the duration and the
+    // session tags (it does not enforce them; the policy's shape is what is checked here).
+    let recorded = recorded_sts_session(&value(&secret, "AWS_ACCESS_KEY_ID")).await;
+    assert_eq!(recorded.role_arn, setup.role_arn);
+    assert_eq!(recorded.session_name, session_name);
+    assert_eq!(
+        recorded.duration_seconds, 3600,
+        "the default duration is 1h"
+    );
+    let bucket = format!("arn:aws:s3:::biometrics-{}", setup.namespace);
+    let in_region = json!({ "StringEquals": { "aws:RequestedRegion": "us-east-1" } });
+    let expected_policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PartitionObjects",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject"],
+                "Resource": format!("{bucket}/training/features/speech/*"),
+                "Condition": in_region,
+            },
+            {
+                "Sid": "ListPartition",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": bucket,
+                "Condition": {
+                    "StringEquals": { "aws:RequestedRegion": "us-east-1" },
+                    "StringLike": { "s3:prefix": "training/features/speech/*" },
+                },
+            },
+        ],
+    });
+    let policy: serde_json::Value =
+        serde_json::from_str(recorded.policy.as_deref().expect("a session policy"))
+            .expect("the recorded policy is JSON");
+    assert_eq!(policy, expected_policy);
+    let namespace = setup.namespace.as_str();
+    assert_eq!(
+        recorded.tags(),
+        BTreeMap::from([
+            ("securepipe:name", "speech"),
+            ("securepipe:namespace", namespace),
+            ("securepipe:partition", "speech"),
+            ("team", "asr"),
+        ])
     );
 
     let reason = setup

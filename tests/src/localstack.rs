@@ -1,0 +1,58 @@
+//! What LocalStack recorded for an STS session, read from the test-only endpoint that
+//! `tests/env/localstack-init/ready.d/securepipe_sts_sessions.py` adds (no AWS API returns
+//! a session's inline policy or tags).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::http::http_get;
+
+/// LocalStack's record of one AssumeRole, found by the access key id it issued.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedSession {
+    pub role_arn: String,
+    pub session_name: String,
+    /// The inline session policy exactly as the server received it (None without one).
+    pub policy: Option<String>,
+    pub duration_seconds: u64,
+    tags: Vec<RecordedTag>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RecordedTag {
+    #[serde(rename = "Key")]
+    key: String,
+    #[serde(rename = "Value")]
+    value: String,
+}
+
+impl RecordedSession {
+    /// Session tags by key.
+    pub fn tags(&self) -> BTreeMap<&str, &str> {
+        self.tags
+            .iter()
+            .map(|tag| (tag.key.as_str(), tag.value.as_str()))
+            .collect()
+    }
+}
+
+/// The session LocalStack (at `AWS_ENDPOINT_URL`) issued `access_key_id` for.
+pub async fn recorded_sts_session(access_key_id: &str) -> RecordedSession {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .unwrap_or_else(|_| panic!("AWS_ENDPOINT_URL is not set: source target/env/env.sh"));
+    let address = endpoint
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("AWS_ENDPOINT_URL {endpoint} is not a plain-HTTP LocalStack"))
+        .trim_end_matches('/');
+    let path = format!("/_localstack/securepipe/sts-sessions/{access_key_id}");
+    let (status, body) = http_get(address, &path)
+        .await
+        .unwrap_or_else(|err| panic!("GET {endpoint}{path}: {err}"));
+    assert_eq!(
+        status, 200,
+        "GET {endpoint}{path} (is tests/env/localstack-init installed? restart the stack)\n{body}"
+    );
+    serde_json::from_str(&body).unwrap_or_else(|err| panic!("{path}: {err}\n{body}"))
+}
