@@ -65,3 +65,11 @@ fuzz-envelope:
 ## Decrypt throughput, securepipe vs OpenSSL, 1 MiB and 64 MiB, one core.
 bench-envelope:
 	tests/bench/envelope.sh
+
+## 1,000 TrainingPartitions at once against the release operator: time to all Ready,
+## AssumeRole calls, peak RSS (PARTITIONS=N for another count).
+PARTITIONS ?= 1000
+.PHONY: bench-partitions
+bench-partitions: stack-up
+	$(CARGO) build --release --locked -p securepipe-cli
+	SECUREPIPE_BIN=target/release/securepipe tests/bench/partitions.sh $(PARTITIONS)

@@ -33,12 +33,21 @@ pid=$!
 trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1 || true' EXIT
 until curl -fsS http://127.0.0.1:18090/readyz >/dev/null 2>&1; do sleep 0.2; done
 
+# One kubectl sends its objects one after another; APPLY_CLIENTS of them in parallel make
+# "applied at once" (APPLY_CLIENTS=1 measures a single sequential apply).
+clients=${APPLY_CLIENTS:-8}
 for i in $(seq 1 "$count"); do
-  printf -- '---\napiVersion: securepipe.io/v1alpha1\nkind: TrainingPartition\nmetadata: {name: p%04d}\nspec: {bucket: bench-bucket, region: us-east-1, roleArn: "%s"}\n' "$i" "$role_arn"
-done >"$work/partitions.yaml"
+  printf -- '---\napiVersion: securepipe.io/v1alpha1\nkind: TrainingPartition\nmetadata: {name: p%04d}\nspec: {bucket: bench-bucket, region: us-east-1, roleArn: "%s"}\n' "$i" "$role_arn" \
+    >>"$work/partitions-$((i % clients)).yaml"
+done
 
 start=$(date +%s.%N)
-kubectl apply --server-side -n "$ns" -f "$work/partitions.yaml" >/dev/null
+appliers=()
+for file in "$work"/partitions-*.yaml; do
+  kubectl apply --server-side -n "$ns" -f "$file" >/dev/null &
+  appliers+=($!)
+done
+for applier in "${appliers[@]}"; do wait "$applier"; done # not the operator's pid
 applied=$(date +%s.%N)
 while :; do
   ready=$(kubectl get tp -n "$ns" -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True || true)
@@ -53,11 +62,11 @@ minted=$(awk '/^securepipe_credentials_minted_total/ {print $2}' <<<"$metrics")
 peak_kib=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status")
 secrets=$(kubectl get secrets -n "$ns" -l app.kubernetes.io/managed-by=securepipe -o name | wc -l)
 
-awk -v n="$count" -v s="$start" -v a="$applied" -v d="$done_at" -v c="$calls" -v m="$minted" \
+awk -v n="$count" -v k="$clients" -v s="$start" -v a="$applied" -v d="$done_at" -v c="$calls" -v m="$minted" \
   -v rss="$peak_kib" -v sec="$secrets" 'BEGIN {
   all = d - s; mib = rss / 1024
   printf "%-34s %12s %10s %s\n", "measure", "value", "target", "verdict"
-  printf "%-34s %11.1fs %10s %s\n", "kubectl apply of " n " objects", a - s, "-", ""
+  printf "%-34s %11.1fs %10s %s\n", "kubectl apply (" k " clients)", a - s, "-", ""
   printf "%-34s %11.1fs %10s %s\n", "apply start -> all Ready", all, "<= 30s", (all <= 30 ? "ok" : "MISSED")
   printf "%-34s %12d %10d %s\n", "AssumeRole calls", c, n, (c == n ? "ok" : "MISSED")
   printf "%-34s %12d %10d %s\n", "credentials minted", m, n, (m == n ? "ok" : "MISSED")
