@@ -6,6 +6,7 @@ pub mod bucket_posture;
 pub mod config;
 pub mod failure;
 pub mod lifecycle;
+mod names;
 pub mod revocation;
 pub mod session_policy;
 pub mod sts;

@@ -5,6 +5,7 @@
 use serde_json::json;
 
 use crate::failure::{Failure, FailureReason};
+use crate::names;
 
 /// The sessions to revoke.
 #[derive(Clone, Debug)]
@@ -52,9 +53,8 @@ pub enum Revoked {
 /// The inline policy's name: one per TrainingPartition, so writing it again replaces it
 /// (idempotent) and never touches other partitions' revocations.
 pub fn policy_name(namespace: &str, name: &str) -> String {
-    let wanted = format!("securepipe-revoke.{namespace}.{name}");
     // IAM policy names are at most 128 characters of [\w+=,.@-].
-    wanted.chars().take(128).collect()
+    names::bounded(&format!("securepipe-revoke.{namespace}.{name}"), 128)
 }
 
 /// The inline policy document denying every action to the partition's earlier sessions.
@@ -176,6 +176,13 @@ mod tests {
     #[test]
     fn policy_names_are_per_partition_and_bounded() {
         assert_eq!(policy_name("ml", "speech"), "securepipe-revoke.ml.speech");
-        assert_eq!(policy_name(&"n".repeat(63), &"m".repeat(253)).len(), 128);
+        let long = "m".repeat(253);
+        let one = policy_name(&"n".repeat(63), &long);
+        let other = policy_name(&"n".repeat(63), &format!("{}x", &long[1..]));
+        assert_eq!((one.len(), other.len()), (128, 128));
+        assert_ne!(
+            one, other,
+            "a long partition must not share another's revocation"
+        );
     }
 }

@@ -7,6 +7,7 @@ use aws_sdk_sts::types::Tag;
 use secrecy::SecretString;
 
 use crate::failure::{Failure, FailureReason};
+use crate::names;
 
 /// STS's limit on `RoleSessionName` and `SourceIdentity`.
 const MAX_NAME_CHARS: usize = 64;
@@ -122,39 +123,13 @@ pub async fn assume_role(
 /// charset (`[\w+=,.@-]`) and at most 64 characters. When it must be shortened, a hash of
 /// the full name keeps distinct partitions distinct.
 pub fn session_name(namespace: &str, name: &str) -> String {
-    bounded_name(&format!("sp-{namespace}-{name}"))
+    names::bounded(&format!("sp-{namespace}-{name}"), MAX_NAME_CHARS)
 }
 
 /// `SourceIdentity` for a TrainingPartition. STS does not allow `/` here, so namespace
 /// and name are joined by `@`, which Kubernetes names never contain.
 pub fn source_identity(namespace: &str, name: &str) -> String {
-    bounded_name(&format!("{namespace}@{name}"))
-}
-
-fn bounded_name(wanted: &str) -> String {
-    let sanitized: String = wanted
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    if sanitized.len() <= MAX_NAME_CHARS {
-        return sanitized;
-    }
-    let hash = fnv1a(wanted.as_bytes());
-    let suffix = format!("-{hash:016x}");
-    format!("{}{suffix}", &sanitized[..MAX_NAME_CHARS - suffix.len()])
-}
-
-/// A small stable hash for name shortening (not for security).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-    })
+    names::bounded(&format!("{namespace}@{name}"), MAX_NAME_CHARS)
 }
 
 #[cfg(test)]
