@@ -6,10 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kube::api::{Api, DynamicObject, PostParams};
+use kube::ResourceExt;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
 use securepipe_api::{RetentionPolicy, TrainingPartition};
 use securepipe_tests::{client, fresh_namespace, install_crds, repo_root};
+use serde_json::json;
 
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -112,6 +114,44 @@ async fn invalid_manifests_are_rejected_naming_the_field() {
         cases.len(),
         failures.join("\n")
     );
+}
+
+/// Transition rules (`oldSelf`) run only on updates, so this case creates, then changes.
+#[tokio::test]
+#[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
+async fn a_retention_policy_cannot_move_to_another_bucket() {
+    let client = client().await;
+    install_crds(&client).await;
+    let namespace = fresh_namespace(&client, "admission-update").await;
+    let (_, object) = load(&repo_root().join("examples/rp-internal-rnd.yaml"));
+    let api = api_for(&client, &namespace, &object);
+    let name = api
+        .create(&PostParams::default(), &object)
+        .await
+        .unwrap_or_else(|err| panic!("create examples/rp-internal-rnd.yaml: {err}"))
+        .name_any();
+
+    let move_bucket = json!({ "spec": { "bucket": "another-bucket-entirely" } });
+    match api
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&move_bucket))
+        .await
+    {
+        Err(kube::Error::Api(status)) if status.code == 422 => assert!(
+            status.message.contains("spec.bucket:")
+                && status.message.contains("bucket is immutable"),
+            "{}",
+            status.message
+        ),
+        other => panic!("changing spec.bucket: expected 422, got {other:?}"),
+    }
+    let change_region = json!({ "spec": { "region": "eu-west-1" } });
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(&change_region),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("changing spec.region stays allowed: {err}"));
 }
 
 #[tokio::test]

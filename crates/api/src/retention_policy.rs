@@ -29,7 +29,10 @@ use crate::types::{AwsRegion, BucketName, IamRoleArn, KmsKeyArn, S3Prefix};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RetentionPolicySpec {
-    /// The bucket whose lifecycle configuration holds these rules.
+    /// The bucket whose lifecycle configuration holds these rules. Immutable: the rules
+    /// written to a bucket are removed when their policy is deleted, so moving a policy
+    /// to another bucket means a new RetentionPolicy.
+    #[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("bucket is immutable; create a new RetentionPolicy for another bucket"))]
     pub bucket: BucketName,
     /// The bucket's AWS region.
     pub region: AwsRegion,
