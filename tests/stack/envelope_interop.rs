@@ -429,3 +429,50 @@ async fn key_policy_and_tampering_hold_across_implementations() {
     );
     std::fs::remove_dir_all(dir).expect("cleanup");
 }
+
+/// KMS keys live in one region: a key ARN from another region than the client's default is
+/// called in its own region, by securepipe as by the Python SDK.
+#[tokio::test]
+#[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
+async fn a_key_in_another_region_is_called_in_its_region() {
+    let sdk = PythonSdk::install();
+    let default_client = kms().await;
+    let default_region = default_client.config().region().map(ToString::to_string);
+    assert_eq!(
+        default_region.as_deref(),
+        Some("us-east-1"),
+        "env.sh sets us-east-1"
+    );
+    let eu_config = default_client
+        .config()
+        .to_builder()
+        .region(aws_sdk_kms::config::Region::new("eu-west-1"))
+        .build();
+    let arn = create_key(&Client::from_conf(eu_config), "eu-west-1 key").await;
+    assert!(arn.contains(":eu-west-1:"), "{arn}");
+
+    let keyring = KmsKeyring::new(default_client, [&arn]).expect("keyring");
+    let context = contexts()[0].clone();
+    let data = plaintext(10_000, 77);
+    let message = Encryptor::new(&keyring)
+        .encrypt_to_vec(&context, &data)
+        .await
+        .unwrap_or_else(|err| panic!("encrypt under {arn}: {err}"));
+    let decrypted = Decryptor::new(&keyring)
+        .decrypt_to_vec(&message)
+        .await
+        .unwrap_or_else(|err| panic!("decrypt under {arn}: {err}"));
+    assert!(
+        decrypted.plaintext.as_bytes() == data,
+        "round trip through eu-west-1"
+    );
+
+    let dir = work_dir("other-region");
+    let input = dir.join("0.msg");
+    std::fs::write(&input, &message).expect("write message");
+    let job = json!({ "input": input, "output": dir.join("0.plain"), "key_ids": [arn] });
+    let results = sdk.run("decrypt", &[job], &dir);
+    assert_eq!(results[0]["ok"], true, "Python decrypt: {}", results[0]);
+    assert!(std::fs::read(dir.join("0.plain")).expect("read plaintext") == data);
+    std::fs::remove_dir_all(dir).expect("cleanup");
+}

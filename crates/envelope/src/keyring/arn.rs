@@ -53,6 +53,12 @@ impl KeyArn {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The region field (`parse` checked there is one).
+    #[must_use]
+    pub fn region(&self) -> &str {
+        self.0.split(':').nth(3).unwrap_or_default()
+    }
 }
 
 impl fmt::Display for KeyArn {
@@ -75,7 +81,9 @@ mod tests {
     fn key_arns_are_accepted() {
         let arn = "arn:aws:kms:us-east-1:000000000000:key/1234abcd-12ab-34cd-56ef-1234567890ab";
         assert_eq!(KeyArn::parse(arn).unwrap().as_str(), arn);
-        assert!(KeyArn::parse("arn:aws-cn:kms:cn-north-1:111122223333:key/mrk-1").is_ok());
+        let china = KeyArn::parse("arn:aws-cn:kms:cn-north-1:111122223333:key/mrk-1").unwrap();
+        assert_eq!(china.region(), "cn-north-1");
+        assert_eq!(KeyArn::parse(arn).unwrap().region(), "us-east-1");
     }
 
     #[test]

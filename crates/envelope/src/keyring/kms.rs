@@ -2,6 +2,7 @@
 //! an allowed list of key ARNs to decrypt, both with the message's whole encryption context.
 
 use aws_sdk_kms::Client;
+use aws_sdk_kms::config::Region;
 use aws_sdk_kms::primitives::Blob;
 use zeroize::Zeroizing;
 
@@ -22,12 +23,19 @@ const DATA_KEY_BYTES: i32 = 32;
 /// Encrypting uses the first key ARN. Decrypting unwraps only `aws-kms` data keys whose
 /// provider info is exactly one of the key ARNs, trying them in header order; every call
 /// passes the `KeyId` and the message's full encryption context, and the response must name
-/// the same key and carry a 32-byte key.
+/// the same key and carry a 32-byte key. Each call goes to the region in the key's ARN,
+/// whatever the client's default region (KMS keys live in one region).
 #[derive(Clone, Debug)]
 pub struct KmsKeyring {
+    generator: RegionalKey,
+    keys: Vec<RegionalKey>,
+}
+
+/// A key ARN with a client for the ARN's region.
+#[derive(Clone, Debug)]
+struct RegionalKey {
+    arn: KeyArn,
     client: Client,
-    generator: KeyArn,
-    keys: Vec<KeyArn>,
 }
 
 /// Why a [`KmsKeyring`] cannot be built.
@@ -42,7 +50,8 @@ pub enum KmsKeyringError {
 }
 
 impl KmsKeyring {
-    /// A keyring over `client` and `key_arns` (the first also generates data keys).
+    /// A keyring over `key_arns` (the first also generates data keys), calling KMS with
+    /// `client`'s settings in each key's region.
     ///
     /// # Errors
     /// No ARN, or one that is not a KMS key ARN.
@@ -53,14 +62,14 @@ impl KmsKeyring {
     {
         let keys = key_arns
             .into_iter()
-            .map(|arn| KeyArn::parse(arn.as_ref()))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|arn| {
+                let arn = KeyArn::parse(arn.as_ref())?;
+                let client = in_region(&client, arn.region());
+                Ok(RegionalKey { arn, client })
+            })
+            .collect::<Result<Vec<_>, KeyArnError>>()?;
         let generator = keys.first().cloned().ok_or(KmsKeyringError::NoKeys)?;
-        Ok(Self {
-            client,
-            generator,
-            keys,
-        })
+        Ok(Self { generator, keys })
     }
 
     /// As [`Self::new`], with a client from the standard AWS configuration chain
@@ -79,20 +88,14 @@ impl KmsKeyring {
         Self::new(Client::new(&config), key_arns)
     }
 
-    /// The key ARNs, the generator first.
-    #[must_use]
-    pub fn key_arns(&self) -> &[KeyArn] {
-        &self.keys
-    }
-
     async fn decrypt_one(
-        &self,
         edk: &EncryptedDataKey,
-        arn: &KeyArn,
+        key: &RegionalKey,
         context: &EncryptionContext,
     ) -> Result<DataKey, KeyringError> {
         const OP: &str = "kms:Decrypt";
-        let output = self
+        let arn = &key.arn;
+        let output = key
             .client
             .decrypt()
             .key_id(arn.as_str())
@@ -120,6 +123,19 @@ impl KmsKeyring {
     }
 }
 
+/// `client`, or a copy of it that calls `region`.
+fn in_region(client: &Client, region: &str) -> Client {
+    if client.config().region().map(Region::as_ref) == Some(region) {
+        return client.clone();
+    }
+    let config = client
+        .config()
+        .to_builder()
+        .region(Region::new(region.to_owned()))
+        .build();
+    Client::from_conf(config)
+}
+
 /// The 32-byte key in a KMS response; the response's copy is zeroized either way.
 fn key_from_response(
     operation: &'static str,
@@ -143,8 +159,9 @@ impl Keyring for KmsKeyring {
         context: &EncryptionContext,
     ) -> Result<GeneratedDataKey, KeyringError> {
         const OP: &str = "kms:GenerateDataKey";
-        let arn = &self.generator;
+        let arn = &self.generator.arn;
         let output = self
+            .generator
             .client
             .generate_data_key()
             .key_id(arn.as_str())
@@ -202,14 +219,14 @@ impl Keyring for KmsKeyring {
             if edk.provider_id() != KMS_PROVIDER_ID {
                 continue;
             }
-            let Some(arn) = self
+            let Some(key) = self
                 .keys
                 .iter()
-                .find(|arn| arn.as_str().as_bytes() == edk.provider_info())
+                .find(|key| key.arn.as_str().as_bytes() == edk.provider_info())
             else {
                 continue;
             };
-            match self.decrypt_one(edk, arn, context).await {
+            match Self::decrypt_one(edk, key, context).await {
                 Ok(key) => return Ok(key),
                 Err(err) => failures.push(err),
             }
