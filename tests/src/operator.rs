@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
@@ -43,7 +44,13 @@ impl OperatorProcess {
             .trim_end_matches('/')
             .to_owned();
         let link = AwsLink::start(upstream).await;
-        let dir = repo_root().join("target/stack-tests").join(namespace);
+        // One directory per process: a test may run several replicas in one namespace.
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let instance = STARTED.fetch_add(1, Ordering::Relaxed);
+        let dir = repo_root()
+            .join("target/stack-tests")
+            .join(namespace)
+            .join(format!("replica-{instance}"));
         std::fs::create_dir_all(&dir).expect("create the test's work directory");
         let kubeconfig = dir.join("operator.kubeconfig");
         write_impersonating_kubeconfig(&kubeconfig);

@@ -551,6 +551,57 @@ async fn a_restarted_operator_mints_nothing_for_fresh_credentials() {
 
 #[tokio::test]
 #[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
+async fn two_replicas_mint_once_and_the_standby_takes_over() {
+    let minted = "securepipe_credentials_minted_total";
+    let mut setup = setup("tp-ha").await;
+    // The second replica finds the lease held and stands by (ready, reconciling nothing).
+    let standby = OperatorProcess::start(&setup.client, &setup.namespace).await;
+    setup.apply("first", "").await;
+    let first = eventually(Duration::from_secs(5), "Secret first-aws", || {
+        setup.secret("first-aws")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // room for a duplicate to show up
+    assert_eq!(setup.operator.metric(minted).await, 1.0);
+    assert_eq!(standby.metric(minted).await, 0.0, "the standby minted");
+    assert!(!standby.logs().contains("became the leader"));
+
+    // The leader stops (SIGTERM releases the lease): the standby leads from then on.
+    let leader = std::mem::replace(&mut setup.operator, standby);
+    let leader_logs = leader.stop().await;
+    assert!(leader_logs.contains("became the leader"), "{leader_logs}");
+    eventually(
+        Duration::from_secs(10),
+        "the standby to take the lease",
+        || async {
+            setup
+                .operator
+                .logs()
+                .contains("became the leader")
+                .then_some(())
+        },
+    )
+    .await;
+    setup.apply("second", "").await;
+    eventually(Duration::from_secs(10), "Secret second-aws", || {
+        setup.secret("second-aws")
+    })
+    .await;
+    assert_eq!(
+        setup.operator.metric(minted).await,
+        1.0,
+        "the new leader minted for `second` only; `first` is still fresh"
+    );
+    let first_now = setup.secret("first-aws").await.expect("Secret first-aws");
+    assert_eq!(
+        value(&first_now, "AWS_ACCESS_KEY_ID"),
+        value(&first, "AWS_ACCESS_KEY_ID")
+    );
+    setup.operator.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
 async fn the_operator_role_is_least_privilege() {
     let client = client().await;
     let namespace = fresh_namespace(&client, "tp-rbac").await;
