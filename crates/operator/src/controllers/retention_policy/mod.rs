@@ -47,14 +47,14 @@ pub async fn run(ctx: Arc<Context>, scope: WatchScope, shutdown: CancellationTok
         );
     let (recheck, rechecks) = futures::channel::mpsc::unbounded();
     let state = Arc::new(state::State::new(ctx, reader.clone(), recheck));
-    Controller::for_stream(changes, reader)
+    let running = Controller::for_stream(changes, reader.clone())
         .reconcile_on(rechecks)
-        .graceful_shutdown_on(shutdown.cancelled_owned())
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
         .run(reconcile::reconcile, reconcile::error_policy, state)
         .for_each(|result| async move {
             if let Err(err) = result {
                 tracing::debug!(error = %err, "retentionpolicy controller event");
             }
-        })
-        .await;
+        });
+    super::drive(running, reader, &shutdown).await;
 }

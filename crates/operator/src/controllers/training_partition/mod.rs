@@ -43,15 +43,17 @@ pub async fn run(ctx: Arc<Context>, scope: WatchScope, shutdown: CancellationTok
     let config = Config::default()
         .concurrency(64)
         .debounce(Duration::from_millis(250));
-    Controller::new(partitions, watcher::Config::default().any_semantic())
+    let controller = Controller::new(partitions, watcher::Config::default().any_semantic())
         .owns(secrets, owned)
         .with_config(config)
-        .graceful_shutdown_on(shutdown.cancelled_owned())
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned());
+    let store = controller.store();
+    let running = controller
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| async move {
             if let Err(err) = result {
                 tracing::debug!(error = %err, "trainingpartition controller event");
             }
-        })
-        .await;
+        });
+    super::drive(running, store, &shutdown).await;
 }
