@@ -78,12 +78,22 @@ bench-partitions: stack-up
 ## config/rbac/, its crds/ == crds/, a hardened Deployment, and `kubectl apply --dry-run=server`
 ## of every rendered object on the local stack (tests/stack/chart.rs). helm v3.22.0 is built
 ## from the Go module proxy into the cache (tests/env/install-helm.sh: ~5 min cold, 0 s cached).
-.PHONY: helm chart-check
-test: chart-check
+.PHONY: helm chart-check e2e-kind e2e-kind-optional
+test: chart-check e2e-kind-optional
 stack-test: helm
 
 helm:
 	tests/env/install-helm.sh >/dev/null
 
 chart-check: helm stack-up
+	$(CARGO) build --locked -p securepipe-cli
 	source $(ENV) && $(CARGO) test --locked -p securepipe-tests --test chart -- --include-ignored
+
+## The kind suite with real Pods (needs a Docker engine): image, kind cluster, LocalStack in
+## it, the chart, a TrainingPartition and a RetentionPolicy (tests/e2e/kind.sh). Without a
+## Docker engine it says "kind suite NOT RUN" and fails; `make test` runs it as optional.
+e2e-kind:
+	tests/e2e/kind.sh
+
+e2e-kind-optional:
+	SECUREPIPE_E2E_OPTIONAL=1 tests/e2e/kind.sh
