@@ -7,7 +7,10 @@
 //!   operator under), and its Deployment runs hardened with the probes and grace period
 //!   the operator needs;
 //! - every rendered object passes `kubectl apply --dry-run=server` on the local stack,
-//!   in a namespace that warns on PodSecurity `restricted` violations, with none reported.
+//!   in a namespace that warns on PodSecurity `restricted` violations, with none reported;
+//! - the real `securepipe` binary, started with the rendered Deployment's arguments and
+//!   environment as the chart's ServiceAccount under the chart's applied RBAC, gets
+//!   Ready, takes the chart's Lease and stops cleanly on SIGTERM within the grace period.
 //!
 //! helm comes from `SECUREPIPE_HELM`, else `tests/env/install-helm.sh` (builds it into
 //! the cache once; `make test` runs the script first).
@@ -16,12 +19,19 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::PolicyRule;
-use kube::api::{Api, Patch, PatchParams};
-use securepipe_tests::{FIELD_MANAGER, client, fresh_namespace, repo_root};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use securepipe_api::RetentionPolicy;
+use securepipe_tests::http::http_get;
+use securepipe_tests::{
+    FIELD_MANAGER, client, eventually, fresh_namespace, install_crds, repo_root,
+};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -83,9 +93,18 @@ fn set_args(sets: &[&str], namespace: &str) -> Vec<String> {
 
 /// `helm template` output (with the CRDs when asked), or the error text when it fails.
 fn render(namespace: &str, sets: &[&str], include_crds: bool) -> Result<String, String> {
+    render_release(RELEASE, namespace, sets, include_crds)
+}
+
+fn render_release(
+    release: &str,
+    namespace: &str,
+    sets: &[&str],
+    include_crds: bool,
+) -> Result<String, String> {
     let mut command = Command::new(helm());
     command
-        .args(["template", RELEASE])
+        .args(["template", release])
         .arg(chart_dir())
         .args(["--namespace", namespace, "--kube-version", KUBE_VERSION])
         .args(set_args(sets, namespace));
@@ -490,4 +509,251 @@ async fn chart_objects_pass_server_side_dry_run() {
             "every rendered object ({variant}) went through the apiserver:\n{stdout}"
         );
     }
+}
+
+fn kubectl(args: &[&str], file: &Path) -> String {
+    let output = Command::new("kubectl")
+        .args(args)
+        .arg("-f")
+        .arg(file)
+        .output()
+        .expect("run kubectl (PATH from target/env/env.sh)");
+    assert!(
+        output.status.success(),
+        "kubectl {args:?} -f {} failed:\n{}",
+        file.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The admin kubeconfig, impersonating `system:serviceaccount:<namespace>:<name>` (as the
+/// kubelet-mounted token would authenticate it).
+fn impersonating_kubeconfig(path: &Path, namespace: &str, name: &str) {
+    let admin = std::env::var("KUBECONFIG").expect("KUBECONFIG (source target/env/env.sh)");
+    let text = std::fs::read_to_string(&admin).expect("read the admin kubeconfig");
+    let mut config: serde_yaml::Value = serde_yaml::from_str(&text).expect("parse kubeconfig");
+    let users = config
+        .get_mut("users")
+        .and_then(|users| users.as_sequence_mut())
+        .expect("kubeconfig users");
+    for user in users {
+        let user = user
+            .get_mut("user")
+            .and_then(|user| user.as_mapping_mut())
+            .expect("kubeconfig user entry");
+        user.insert(
+            "as".into(),
+            format!("system:serviceaccount:{namespace}:{name}").into(),
+        );
+        user.insert(
+            "as-groups".into(),
+            serde_yaml::Value::Sequence(vec![
+                "system:serviceaccounts".into(),
+                format!("system:serviceaccounts:{namespace}").into(),
+                "system:authenticated".into(),
+            ]),
+        );
+    }
+    let yaml = serde_yaml::to_string(&config).expect("render kubeconfig");
+    std::fs::write(path, yaml).expect("write the impersonating kubeconfig");
+}
+
+/// Deletes the applied chart, cluster-scoped objects included, when the test ends (also
+/// when it fails): their names are unique to the test's release.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kubectl")
+            .args(["delete", "--ignore-not-found", "--wait=false", "-f"])
+            .arg(&self.0)
+            .output();
+    }
+}
+
+/// The operator binary: `SECUREPIPE_BIN`, or the workspace's debug build.
+fn securepipe_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("SECUREPIPE_BIN") {
+        return PathBuf::from(path);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map_or_else(|_| repo_root().join("target"), PathBuf::from);
+    let path = target.join("debug/securepipe");
+    assert!(
+        path.exists(),
+        "{} does not exist: run `cargo build -p securepipe-cli` first (make test does)",
+        path.display()
+    );
+    path
+}
+
+/// The rendered Deployment, run as a process: its arguments (the listen address moved to
+/// a free loopback port), its environment (downward-API values filled in as the kubelet
+/// would), its ServiceAccount, and the RBAC the chart applies. The release gets its own
+/// name and watches only the test's namespace, so it never touches other suites' objects.
+#[tokio::test]
+#[ignore = "needs the local stack (tests/env/up.sh) and helm; make test runs it"]
+async fn operator_runs_as_the_rendered_chart() {
+    let client = client().await;
+    install_crds(&client).await;
+    let namespace = fresh_namespace(&client, "chart-run").await;
+    let release = format!("sp-{namespace}");
+    let manifest = render_release(&release, &namespace, &["watchNamespace={ns}"], false)
+        .unwrap_or_else(|err| panic!("helm template failed:\n{err}"));
+    let objects = documents(&manifest, "helm template");
+    let dir = repo_root().join("target/stack-tests").join(&namespace);
+    std::fs::create_dir_all(&dir).expect("create the test's work directory");
+    let manifest_path = dir.join("chart.yaml");
+    std::fs::write(&manifest_path, &manifest).expect("write the rendered chart");
+    kubectl(
+        &["apply", "--server-side", "--field-manager", FIELD_MANAGER],
+        &manifest_path,
+    );
+    let _remove = RemoveOnDrop(manifest_path.clone());
+
+    let deployment = deployment(&objects);
+    let lease_name = deployment.metadata.name.clone().expect("Deployment name");
+    let pod = deployment.spec.template.spec.expect("pod spec");
+    let service_account = pod.service_account_name.expect("serviceAccountName");
+    let container = &pod.containers[0];
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("find a free port")
+        .to_string();
+    let args: Vec<String> = container
+        .args
+        .iter()
+        .flatten()
+        .map(|arg| {
+            if arg.starts_with("--listen=") {
+                format!("--listen={listen}")
+            } else {
+                arg.clone()
+            }
+        })
+        .collect();
+    let pod_name = format!("{lease_name}-0");
+    let kubeconfig = dir.join("operator.kubeconfig");
+    impersonating_kubeconfig(&kubeconfig, &namespace, &service_account);
+    let log_path = dir.join("operator.log");
+    let log = std::fs::File::create(&log_path).expect("create the operator log");
+    let mut command = tokio::process::Command::new(securepipe_binary());
+    command
+        .args(&args)
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("SECUREPIPE_WATCH_NAMESPACE")
+        .stdout(log.try_clone().expect("clone the log handle"))
+        .stderr(log)
+        .kill_on_drop(true);
+    for var in container.env.iter().flatten() {
+        let value = match var
+            .value_from
+            .as_ref()
+            .and_then(|from| from.field_ref.as_ref())
+        {
+            Some(field) if field.field_path == "metadata.namespace" => namespace.clone(),
+            Some(field) if field.field_path == "metadata.name" => pod_name.clone(),
+            Some(field) => panic!("unexpected downward-API field {}", field.field_path),
+            None => var.value.clone().unwrap_or_default(),
+        };
+        command.env(&var.name, value);
+    }
+    let mut child = command.spawn().expect("start the securepipe operator");
+    let logs = || std::fs::read_to_string(&log_path).unwrap_or_default();
+
+    let ready = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if let Ok((200, _)) = http_get(&listen, "/readyz").await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(ready.is_ok(), "operator not ready within 60 s\n{}", logs());
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &namespace);
+    let holder = eventually(
+        Duration::from_secs(30),
+        "the chart's Lease to be held",
+        || {
+            let (leases, lease_name) = (leases.clone(), lease_name.clone());
+            async move {
+                let lease = leases.get_opt(&lease_name).await.ok().flatten()?;
+                lease.spec?.holder_identity
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        holder,
+        pod_name,
+        "the Lease holder is the pod's name\n{}",
+        logs()
+    );
+
+    // The granted RBAC lets it reconcile: a RetentionPolicy on a bucket that does not
+    // exist gets its finalizer and a status for its generation, and its deletion goes through.
+    let policies: Api<RetentionPolicy> = Api::namespaced(client.clone(), &namespace);
+    let policy: RetentionPolicy = serde_json::from_value(serde_json::json!({
+        "apiVersion": "securepipe.io/v1alpha1",
+        "kind": "RetentionPolicy",
+        "metadata": { "name": "no-bucket" },
+        "spec": {
+            "bucket": format!("securepipe-chart-missing-{namespace}"),
+            "region": "us-east-1",
+            "rules": [{ "id": "raw", "prefix": "raw/", "expirationDays": 30 }],
+        },
+    }))
+    .expect("a RetentionPolicy");
+    policies
+        .create(&PostParams::default(), &policy)
+        .await
+        .unwrap_or_else(|err| panic!("create RetentionPolicy no-bucket: {err}"));
+    eventually(
+        Duration::from_secs(30),
+        "RetentionPolicy no-bucket to get a finalizer and a status",
+        || {
+            let policies = policies.clone();
+            async move {
+                let policy = policies.get("no-bucket").await.ok()?;
+                let finalized = !policy.finalizers().is_empty();
+                let observed = policy.status?.observed_generation;
+                (finalized && observed == policy.metadata.generation).then_some(())
+            }
+        },
+    )
+    .await;
+    policies
+        .delete("no-bucket", &DeleteParams::default())
+        .await
+        .unwrap_or_else(|err| panic!("delete RetentionPolicy no-bucket: {err}"));
+    eventually(
+        Duration::from_secs(30),
+        "RetentionPolicy no-bucket to be deleted (finalizer removed)",
+        || {
+            let policies = policies.clone();
+            async move { matches!(policies.get_opt("no-bucket").await, Ok(None)).then_some(()) }
+        },
+    )
+    .await;
+
+    // SIGTERM, as the kubelet sends it: the operator drains and exits within the grace period.
+    let grace = pod.termination_grace_period_seconds.unwrap_or(30);
+    let pid = child.id().expect("operator pid").to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(killed.is_ok_and(|status| status.success()), "send SIGTERM");
+    let waited = tokio::time::timeout(
+        Duration::from_secs(u64::try_from(grace).unwrap_or(30)),
+        child.wait(),
+    )
+    .await;
+    let status = waited
+        .unwrap_or_else(|_| panic!("no exit within the {grace} s grace period\n{}", logs()))
+        .expect("wait for the operator");
+    assert!(
+        status.success(),
+        "operator exited with {status}\n{}",
+        logs()
+    );
 }
