@@ -4,7 +4,7 @@
 //! enforces exactly the RBAC in `config/rbac/`. Its AWS endpoint goes through an
 //! [`AwsLink`] the test can cut; its logs go to a file the test can search.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -53,7 +53,7 @@ impl OperatorProcess {
             .join(format!("replica-{instance}"));
         std::fs::create_dir_all(&dir).expect("create the test's work directory");
         let kubeconfig = dir.join("operator.kubeconfig");
-        write_impersonating_kubeconfig(&kubeconfig);
+        impersonating_kubeconfig(&kubeconfig, OPERATOR_NAMESPACE, SERVICE_ACCOUNT);
         let log_path = dir.join("operator-0.log");
         let listen = free_loopback_address();
         let child = spawn(&kubeconfig, namespace, &link, &listen, &log_path);
@@ -280,8 +280,9 @@ async fn apply_rbac_manifests() {
     panic!("kubectl apply -f config/rbac failed:\n{last_error}");
 }
 
-/// Copies the admin kubeconfig, adding impersonation of the operator's ServiceAccount.
-fn write_impersonating_kubeconfig(path: &PathBuf) {
+/// Writes the admin kubeconfig to `path`, impersonating `system:serviceaccount:<namespace>:<name>` (as the
+/// kubelet-mounted token would authenticate it).
+pub fn impersonating_kubeconfig(path: &Path, namespace: &str, name: &str) {
     let admin = std::env::var("KUBECONFIG").expect("KUBECONFIG (source target/env/env.sh)");
     let text = std::fs::read_to_string(&admin).expect("read the admin kubeconfig");
     let mut config: serde_yaml::Value = serde_yaml::from_str(&text).expect("parse kubeconfig");
@@ -292,23 +293,23 @@ fn write_impersonating_kubeconfig(path: &PathBuf) {
     for user in users {
         let user = user
             .get_mut("user")
-            .and_then(|u| u.as_mapping_mut())
+            .and_then(|user| user.as_mapping_mut())
             .expect("kubeconfig user entry");
         user.insert(
             "as".into(),
-            format!("system:serviceaccount:{OPERATOR_NAMESPACE}:{SERVICE_ACCOUNT}").into(),
+            format!("system:serviceaccount:{namespace}:{name}").into(),
         );
         user.insert(
             "as-groups".into(),
             serde_yaml::Value::Sequence(vec![
                 "system:serviceaccounts".into(),
-                format!("system:serviceaccounts:{OPERATOR_NAMESPACE}").into(),
+                format!("system:serviceaccounts:{namespace}").into(),
                 "system:authenticated".into(),
             ]),
         );
     }
     let yaml = serde_yaml::to_string(&config).expect("render kubeconfig");
-    std::fs::write(path, yaml).expect("write the operator's kubeconfig");
+    std::fs::write(path, yaml).expect("write the impersonating kubeconfig");
 }
 
 fn free_loopback_address() -> String {

@@ -29,6 +29,7 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use securepipe_api::RetentionPolicy;
 use securepipe_tests::http::http_get;
+use securepipe_tests::operator::impersonating_kubeconfig;
 use securepipe_tests::{
     FIELD_MANAGER, client, eventually, fresh_namespace, install_crds, repo_root,
 };
@@ -525,38 +526,6 @@ fn kubectl(args: &[&str], file: &Path) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// The admin kubeconfig, impersonating `system:serviceaccount:<namespace>:<name>` (as the
-/// kubelet-mounted token would authenticate it).
-fn impersonating_kubeconfig(path: &Path, namespace: &str, name: &str) {
-    let admin = std::env::var("KUBECONFIG").expect("KUBECONFIG (source target/env/env.sh)");
-    let text = std::fs::read_to_string(&admin).expect("read the admin kubeconfig");
-    let mut config: serde_yaml::Value = serde_yaml::from_str(&text).expect("parse kubeconfig");
-    let users = config
-        .get_mut("users")
-        .and_then(|users| users.as_sequence_mut())
-        .expect("kubeconfig users");
-    for user in users {
-        let user = user
-            .get_mut("user")
-            .and_then(|user| user.as_mapping_mut())
-            .expect("kubeconfig user entry");
-        user.insert(
-            "as".into(),
-            format!("system:serviceaccount:{namespace}:{name}").into(),
-        );
-        user.insert(
-            "as-groups".into(),
-            serde_yaml::Value::Sequence(vec![
-                "system:serviceaccounts".into(),
-                format!("system:serviceaccounts:{namespace}").into(),
-                "system:authenticated".into(),
-            ]),
-        );
-    }
-    let yaml = serde_yaml::to_string(&config).expect("render kubeconfig");
-    std::fs::write(path, yaml).expect("write the impersonating kubeconfig");
 }
 
 /// Deletes the applied chart, cluster-scoped objects included, when the test ends (also
