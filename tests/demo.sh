@@ -10,7 +10,7 @@ step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 step "kube-apiserver $(kubectl version -o json | sed -n 's/.*"gitVersion": "\(v[^"]*\)".*/\1/p' | tail -1) and LocalStack at $AWS_ENDPOINT_URL"
 step "Installing the CRDs (crds/)"
-kubectl apply --server-side -f crds/
+kubectl apply --server-side --force-conflicts -f crds/ # the stack suites apply them too
 kubectl wait --for=condition=Established --timeout=60s crd/trainingpartitions.securepipe.io crd/retentionpolicies.securepipe.io
 
 # --- Operator (begin) ---------------------------------------------------------------------
@@ -20,7 +20,8 @@ operator_kubeconfig=target/env/demo-operator.kubeconfig
 tests/env/operator-kubeconfig.sh "$KUBECONFIG" "$operator_kubeconfig"
 operator_log=target/env/logs/demo-operator.log
 KUBECONFIG=$operator_kubeconfig RUST_LOG=info target/debug/securepipe operator \
-  --lease-namespace securepipe-system --listen 127.0.0.1:18080 --s3-force-path-style \
+  --namespace securepipe-demo --lease-namespace securepipe-system --listen 127.0.0.1:18080 \
+  --s3-force-path-style \
   >"$operator_log" 2>&1 &
 operator_pid=$!
 trap 'kill -TERM "$operator_pid" 2>/dev/null || true; wait "$operator_pid" 2>/dev/null || true' EXIT

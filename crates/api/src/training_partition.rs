@@ -28,7 +28,7 @@ use crate::types::{
     printcolumn = r#"{"name":"Bucket","type":"string","jsonPath":".spec.bucket"}"#,
     printcolumn = r#"{"name":"Access","type":"string","jsonPath":".spec.access"}"#,
     printcolumn = r#"{"name":"Secret","type":"string","jsonPath":".status.credentials.secretName"}"#,
-    printcolumn = r#"{"name":"Expires","type":"date","jsonPath":".status.credentials.expiresAt"}"#,
+    printcolumn = r#"{"name":"Expires","type":"string","description":"When the current session expires (UTC)","jsonPath":".status.credentials.expiresAt"}"#,
     printcolumn = r#"{"name":"Shredded","type":"integer","priority":1,"jsonPath":".status.extraction.shredded"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
