@@ -78,8 +78,10 @@ bench-partitions: stack-up
 ## config/rbac/, its crds/ == crds/, a hardened Deployment, and `kubectl apply --dry-run=server`
 ## of every rendered object on the local stack (tests/stack/chart.rs). helm v3.22.0 is built
 ## from the Go module proxy into the cache (tests/env/install-helm.sh: ~5 min cold, 0 s cached).
+## `make test` runs this suite inside stack-test (its tests are #[ignore]d stack tests);
+## chart-check runs only it, with the workspace's features so nothing is rebuilt.
 .PHONY: helm chart-check e2e-kind e2e-kind-optional
-test: chart-check e2e-kind-optional
+test: e2e-kind-optional
 stack-test: helm
 
 helm:
@@ -87,7 +89,7 @@ helm:
 
 chart-check: helm stack-up
 	$(CARGO) build --locked -p securepipe-cli
-	source $(ENV) && $(CARGO) test --locked -p securepipe-tests --test chart -- --include-ignored
+	source $(ENV) && $(CARGO) test --workspace --locked --test chart -- --include-ignored
 
 ## The kind suite with real Pods (needs a Docker engine): image, kind cluster, LocalStack in
 ## it, the chart, a TrainingPartition and a RetentionPolicy (tests/e2e/kind.sh). Without a
