@@ -176,7 +176,7 @@ impl OperatorProcess {
 
 /// The operator binary: `SECUREPIPE_BIN`, or the workspace's debug build
 /// (`make test` builds it before the stack suites).
-fn binary() -> PathBuf {
+pub fn securepipe_binary() -> PathBuf {
     if let Ok(path) = std::env::var("SECUREPIPE_BIN") {
         return PathBuf::from(path);
     }
@@ -200,7 +200,7 @@ fn spawn(
 ) -> Child {
     let log = std::fs::File::create(log_path).expect("create the operator log");
     let log_err = log.try_clone().expect("clone the log handle");
-    Command::new(binary())
+    Command::new(securepipe_binary())
         .args([
             "operator",
             "--namespace",

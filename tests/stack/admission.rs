@@ -3,25 +3,15 @@
 //! offending field and says why. Each invalid case states both in its header:
 //! `# field: spec.bucket` and `# message: <text the error must contain>`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
 use securepipe_api::{RetentionPolicy, TrainingPartition};
-use securepipe_tests::{client, fresh_namespace, install_crds, repo_root};
+use securepipe_tests::{client, fresh_namespace, install_crds, repo_root, yaml_files};
 use serde_json::json;
-
-fn yaml_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|err| panic!("read {}: {err}", dir.display()))
-        .map(|entry| entry.expect("dir entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
-        .collect();
-    files.sort();
-    files
-}
 
 fn load(path: &Path) -> (String, DynamicObject) {
     let text = std::fs::read_to_string(path)

@@ -29,9 +29,9 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use securepipe_api::RetentionPolicy;
 use securepipe_tests::http::http_get;
-use securepipe_tests::operator::impersonating_kubeconfig;
+use securepipe_tests::operator::{impersonating_kubeconfig, securepipe_binary};
 use securepipe_tests::{
-    FIELD_MANAGER, client, eventually, fresh_namespace, install_crds, repo_root,
+    FIELD_MANAGER, client, eventually, fresh_namespace, install_crds, repo_root, yaml_files,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -134,16 +134,6 @@ fn documents(yaml: &str, origin: &str) -> Vec<Value> {
             (!value.is_null()).then_some(value)
         })
         .collect()
-}
-
-fn yaml_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|err| panic!("read {}: {err}", dir.display()))
-        .map(|entry| entry.expect("dir entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
-        .collect();
-    files.sort();
-    files
 }
 
 fn str_at<'v>(value: &'v Value, pointer: &str) -> &'v str {
@@ -539,22 +529,6 @@ impl Drop for RemoveOnDrop {
             .arg(&self.0)
             .output();
     }
-}
-
-/// The operator binary: `SECUREPIPE_BIN`, or the workspace's debug build.
-fn securepipe_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("SECUREPIPE_BIN") {
-        return PathBuf::from(path);
-    }
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map_or_else(|_| repo_root().join("target"), PathBuf::from);
-    let path = target.join("debug/securepipe");
-    assert!(
-        path.exists(),
-        "{} does not exist: run `cargo build -p securepipe-cli` first (make test does)",
-        path.display()
-    );
-    path
 }
 
 /// The rendered Deployment, run as a process: its arguments (the listen address moved to
