@@ -96,18 +96,7 @@ pub async fn reconcile(tp: Arc<TrainingPartition>, ctx: Arc<Context>) -> Result<
     );
     if let (Decision::Keep { renew_at }, Some(held)) = (decision, held.as_ref()) {
         ctx.metrics.set_expiring(&key, false);
-        let outcome = Outcome::Valid {
-            secret_name: &plan.secret_name,
-            held,
-        };
-        reconciler
-            .write_status(&outcome)
-            .await
-            .map_err(|e| kube_error("write status", e))?;
-        reconciler
-            .delete_previous_secret(&plan)
-            .await
-            .map_err(|e| kube_error("delete the previous Secret", e))?;
+        reconciler.settle_valid(&plan, held).await?;
         return Ok(Action::requeue(until(renew_at, now)));
     }
     // `decide` keeps only a held session, so anything else is a mint.
@@ -142,18 +131,7 @@ pub async fn reconcile(tp: Arc<TrainingPartition>, ctx: Arc<Context>) -> Result<
                 ),
             )
             .await;
-            let outcome = Outcome::Valid {
-                secret_name: &plan.secret_name,
-                held: &minted,
-            };
-            reconciler
-                .write_status(&outcome)
-                .await
-                .map_err(|e| kube_error("write status", e))?;
-            reconciler
-                .delete_previous_secret(&plan)
-                .await
-                .map_err(|e| kube_error("delete the previous Secret", e))?;
+            reconciler.settle_valid(&plan, &minted).await?;
             let renew_at = renewal::renew_at(minted.expires_at, plan.renew_before, jitter);
             Ok(Action::requeue(until(renew_at, jiff::Timestamp::now())))
         }
@@ -256,6 +234,27 @@ impl Reconciler<'_> {
             session_name: plan.session_name.clone(),
             access_key_id: session.access_key_id.clone(),
         })
+    }
+
+    /// With valid credentials held: status `Valid`, and the Secret of a previous
+    /// `secretName` removed.
+    async fn settle_valid(&self, plan: &Plan, held: &Held) -> Result<(), Error> {
+        let kube_error = |action, source| Error::Kube {
+            namespace: self.namespace.to_owned(),
+            name: self.name.to_owned(),
+            action,
+            source,
+        };
+        let outcome = Outcome::Valid {
+            secret_name: &plan.secret_name,
+            held,
+        };
+        self.write_status(&outcome)
+            .await
+            .map_err(|e| kube_error("write status", e))?;
+        self.delete_previous_secret(plan)
+            .await
+            .map_err(|e| kube_error("delete the previous Secret", e))
     }
 
     /// Writes the status when it differs from the current one.
