@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds etcd, kube-apiserver, kube-controller-manager and kubectl from the
+# Builds etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet
+# and kubectl from the
 # official Go modules (k8s.io/kubernetes, module graph pinned by
 # tests/env/kube-build/go.mod) into a versioned cache outside the repo.
 # Reuses the binaries when they are present and report the pinned version.
@@ -38,11 +39,13 @@ done
         go.etcd.io/etcd/server/v3 \
         k8s.io/kubernetes/cmd/kube-apiserver \
         k8s.io/kubernetes/cmd/kube-controller-manager \
+        k8s.io/kubernetes/cmd/kube-scheduler \
+        k8s.io/kubernetes/cmd/kubelet \
         k8s.io/kubernetes/cmd/kubectl
 )
 # go names the etcd server binary after its module path element: "server".
 mv "$out/server" "$out/etcd"
-for b in etcd kube-apiserver kube-controller-manager kubectl; do
+for b in $SP_KUBE_BINS; do
     mv -f "$out/$b" "$K8S_BIN_DIR/$b"
 done
 sp_kube_bins_ok || sp_die "built binaries in $K8S_BIN_DIR fail their version check"

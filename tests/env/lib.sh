@@ -36,14 +36,17 @@ sp_die() { sp_log "ERROR: $*"; exit 1; }
 
 # --- Kubernetes binaries -------------------------------------------------
 
-# True when all four binaries exist and report the pinned version.
+# The binaries build-kube.sh builds: the control plane, the node and kubectl.
+SP_KUBE_BINS="etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl"
+
+# True when all binaries exist and report the pinned version.
 sp_kube_bins_ok() {
     local b out
-    for b in etcd kube-apiserver kube-controller-manager kubectl; do
+    for b in $SP_KUBE_BINS; do
         [ -x "$K8S_BIN_DIR/$b" ] || return 1
     done
     # Capture first: grep -q closing the pipe early would trip pipefail.
-    for b in kube-apiserver kube-controller-manager; do
+    for b in kube-apiserver kube-controller-manager kube-scheduler kubelet; do
         out="$("$K8S_BIN_DIR/$b" --version 2>/dev/null)" || return 1
         [ "$out" = "Kubernetes $K8S_VERSION" ] || return 1
     done

@@ -28,6 +28,8 @@ awk '$2 == "=>" && $3 ~ /^\.\/staging\// {print $1}' "$upstream_mod" |
 
 for tool in k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler \
+    k8s.io/kubernetes/cmd/kubelet \
     k8s.io/kubernetes/cmd/kubectl \
     go.etcd.io/etcd/server/v3; do
     go mod edit -tool="$tool"
