@@ -4,11 +4,14 @@ SHELL := /bin/bash
 ENV := target/env/env.sh
 CARGO ?= cargo
 
-.PHONY: test demo lint fmt-check clippy unit stack-up stack-down stack-test crds bench dsp-random-check
+.PHONY: test demo lint fmt-check clippy unit binary dsp-random-check stack-up stack-down \
+	stack-test stack-suite crds reference-venv
 
-## Everything CI runs: formatting, lints, unit tests, then the stack suites against a real
-## kube-apiserver and LocalStack (brought up here; left running for the next run).
-test: lint unit dsp-random-check stack-up stack-test
+## Everything CI runs, in timed phases (tests/ci/test.sh): formatting, lints, unit tests,
+## the DSP check against librosa, then the local stack, `make demo` on it, and every stack
+## suite against a real kube-apiserver and LocalStack (left running for the next run).
+test:
+	tests/ci/test.sh
 
 lint: fmt-check clippy
 
@@ -18,14 +21,24 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
+## Unit tests, including the replay of the committed fuzz corpus (crates/envelope/fuzz/corpus).
 unit:
 	$(CARGO) test --workspace --locked
 
+## The debug `securepipe` the stack suites and the demo run. Built for the whole workspace, so
+## every dependency has the same features as in `unit` and nothing is compiled twice.
+binary:
+	$(CARGO) build --workspace --locked
+
 ## 40 random WAVs (rates, lengths, formats, channels, options) through `securepipe features`,
 ## compared with librosa 0.11 at 1e-3. A fixed seed keeps CI deterministic; explore others with
-## `make -C tests/golden/dsp random-check SEED=N`. First run creates the librosa venv (~1-2 min).
-dsp-random-check:
+## `make -C tests/golden/dsp random-check SEED=N`.
+dsp-random-check: binary reference-venv
 	$(MAKE) -C tests/golden/dsp random-check PROFILE=dev CASES=40 SEED=20261123
+
+## The Python reference tools (librosa, the AWS Encryption SDK): one cached venv, ~2 min cold.
+reference-venv:
+	tests/reference/install.sh >/dev/null
 
 stack-up:
 	tests/env/up.sh
@@ -33,32 +46,34 @@ stack-up:
 stack-down:
 	tests/env/down.sh
 
-## The tests marked `#[ignore = "needs the local stack ..."]`. The operator suites run the
+## Every test marked `#[ignore = "needs the local stack ..."]`. The operator suites run the
 ## real `securepipe` binary, so it is built first.
-stack-test:
-	$(CARGO) build --locked -p securepipe-cli
+stack-test: binary reference-venv helm stack-up
 	source $(ENV) && $(CARGO) test --workspace --locked -- --ignored
+
+## One stack suite: SUITE is a [[test]] of the tests crate (tests/stack/SUITE.rs), or
+## `in-crate` for the stack tests inside the crates (tests/ci/stack-suites.sh lists them).
+SUITE ?=
+stack-suite: binary
+	source $(ENV) && if [ "$(SUITE)" = in-crate ]; then \
+	    $(CARGO) test --workspace --locked --lib --bins -- --ignored; \
+	else \
+	    $(CARGO) test --workspace --locked --test "$(SUITE)" -- --ignored; \
+	fi
 
 ## Regenerate crds/ from the Rust types.
 crds:
 	$(CARGO) run --quiet --locked -p securepipe-cli -- crdgen --output-dir crds
 
 ## Runs the operator on the local stack with the example resources and shows what it did.
-demo: stack-up
-	$(CARGO) build --locked -p securepipe-cli
+demo: stack-up binary
 	tests/demo.sh
 
-## Envelope encryption: the Python AWS Encryption SDK venv the interop suite uses (cached,
-## ~2 min cold), and a brief coverage-guided fuzz run of the message parser (nightly +
-## cargo-fuzz; `make fuzz-envelope FUZZ_SECONDS=3600` for a long one).
+## A coverage-guided fuzz run of the envelope message parser (nightly + cargo-fuzz, installed
+## into the cache on first use); `make test` replays the committed corpus instead.
+## `make fuzz-envelope FUZZ_SECONDS=3600` for a long one.
 FUZZ_SECONDS ?= 60
-.PHONY: envelope-interop-venv fuzz-envelope bench-envelope
-stack-test: envelope-interop-venv
-test: fuzz-envelope
-
-envelope-interop-venv:
-	tests/interop/envelope/install.sh >/dev/null
-
+.PHONY: fuzz-envelope bench-envelope
 fuzz-envelope:
 	crates/envelope/fuzz/run.sh $(FUZZ_SECONDS)
 
@@ -78,17 +93,12 @@ bench-partitions: stack-up
 ## config/rbac/, its crds/ == crds/, a hardened Deployment, and `kubectl apply --dry-run=server`
 ## of every rendered object on the local stack (tests/stack/chart.rs). helm v3.22.0 is built
 ## from the Go module proxy into the cache (tests/env/install-helm.sh: ~5 min cold, 0 s cached).
-## `make test` runs this suite inside stack-test (its tests are #[ignore]d stack tests);
-## chart-check runs only it, with the workspace's features so nothing is rebuilt.
+## `make test` runs this suite with the other stack suites; chart-check runs only it.
 .PHONY: helm chart-check e2e-kind e2e-kind-optional
-test: e2e-kind-optional
-stack-test: helm
-
 helm:
 	tests/env/install-helm.sh >/dev/null
 
-chart-check: helm stack-up
-	$(CARGO) build --locked -p securepipe-cli
+chart-check: helm stack-up binary
 	source $(ENV) && $(CARGO) test --workspace --locked --test chart -- --include-ignored
 
 ## The kind suite with real Pods (needs a Docker engine): image, kind cluster, LocalStack in
