@@ -9,6 +9,7 @@ sp_lock "$SP_ENV_DIR/.lock"
 
 # Reverse start order: clients of the apiserver first, etcd last.
 sp_localstack_stop
+sp_stop seaweedfs
 for name in kube-controller-manager kube-apiserver etcd; do
     sp_stop "$name"
 done
