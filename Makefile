@@ -5,7 +5,7 @@ ENV := target/env/env.sh
 CARGO ?= cargo
 
 .PHONY: test demo lint fmt-check clippy unit binary dsp-random-check stack-up stack-down \
-	stack-test stack-suite crds reference-venv
+	stack-test crds reference-venv
 
 ## Everything CI runs, in timed phases (tests/ci/test.sh): formatting, lints, unit tests,
 ## the DSP check against librosa, then the local stack, `make demo` on it, and every stack
@@ -46,20 +46,14 @@ stack-up:
 stack-down:
 	tests/env/down.sh
 
-## Every test marked `#[ignore = "needs the local stack ..."]`. The operator suites run the
-## real `securepipe` binary, so it is built first.
+## Every test marked `#[ignore = "needs the local stack ..."]`, in one cargo invocation (the
+## same features as `unit`, so nothing is recompiled); each suite's time is recorded as a
+## phase (tests/ci/suite-phases.sh). The operator suites run the real `securepipe` binary, so
+## it is built first. One suite: `source target/env/env.sh && cargo test --workspace --test
+## retention -- --ignored`.
 stack-test: binary reference-venv helm stack-up
-	source $(ENV) && $(CARGO) test --workspace --locked -- --ignored
-
-## One stack suite: SUITE is a [[test]] of the tests crate (tests/stack/SUITE.rs), or
-## `in-crate` for the stack tests inside the crates (tests/ci/stack-suites.sh lists them).
-SUITE ?=
-stack-suite: binary
-	source $(ENV) && if [ "$(SUITE)" = in-crate ]; then \
-	    $(CARGO) test --workspace --locked --lib --bins -- --ignored; \
-	else \
-	    $(CARGO) test --workspace --locked --test "$(SUITE)" -- --ignored; \
-	fi
+	source $(ENV) && $(CARGO) test --workspace --locked --no-fail-fast -- --ignored 2>&1 | \
+	    tests/ci/suite-phases.sh
 
 ## Regenerate crds/ from the Rust types.
 crds:

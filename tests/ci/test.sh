@@ -35,9 +35,7 @@ sp_phase_wait "localstack venv"
 sp_phase "stack up" "${make[@]}" stack-up
 sp_phase "make demo" "${make[@]}" demo
 sp_phase_wait "helm"
-for suite in $(tests/ci/stack-suites.sh); do
-    sp_phase "suite $suite" "${make[@]}" stack-suite SUITE="$suite"
-done
+sp_phase "stack suites" "${make[@]}" stack-test
 sp_phase "kind suite" "${make[@]}" e2e-kind-optional
 
 if $own_summary; then
