@@ -110,10 +110,7 @@ async fn session(policy: Option<&str>) -> aws_sdk_s3::Client {
 /// key); panics if a statement had none, so nothing else is ever edited away.
 fn without_requested_region(policy: &str) -> String {
     let mut policy: Value = serde_json::from_str(policy).expect("policy JSON");
-    for statement in policy["Statement"]
-        .as_array_mut()
-        .expect("Statement list")
-    {
+    for statement in policy["Statement"].as_array_mut().expect("Statement list") {
         let conditions = statement["Condition"]
             .as_object_mut()
             .expect("every statement is conditioned on the region");
@@ -129,7 +126,10 @@ fn without_requested_region(policy: &str) -> String {
             conditions.remove("StringEquals");
         }
         if conditions.is_empty() {
-            statement.as_object_mut().expect("statement").remove("Condition");
+            statement
+                .as_object_mut()
+                .expect("statement")
+                .remove("Condition");
         }
     }
     policy.to_string()
@@ -151,7 +151,8 @@ struct Reach {
 }
 
 async fn reach(s3: &aws_sdk_s3::Client, bucket: &str) -> Reach {
-    let get = |key: String| async move { s3.get_object().bucket(bucket).key(key).send().await.is_ok() };
+    let get =
+        |key: String| async move { s3.get_object().bucket(bucket).key(key).send().await.is_ok() };
     let list = |prefix: Option<String>| async move {
         s3.list_objects_v2()
             .bucket(bucket)
@@ -241,7 +242,11 @@ async fn create_localstack_role(name: &str) -> String {
 async fn a_read_only_session_reaches_its_own_features_and_nothing_else() {
     let (policy, bucket) = operator_policy("enforce-ro", "ReadOnly").await;
     seed_bucket(&bucket).await;
-    let reach = reach(&session(Some(&without_requested_region(&policy))).await, &bucket).await;
+    let reach = reach(
+        &session(Some(&without_requested_region(&policy))).await,
+        &bucket,
+    )
+    .await;
     assert_eq!(
         reach,
         Reach {
@@ -265,7 +270,11 @@ async fn a_read_only_session_reaches_its_own_features_and_nothing_else() {
 async fn a_read_write_session_writes_only_in_its_own_partition() {
     let (policy, bucket) = operator_policy("enforce-rw", "ReadWrite").await;
     seed_bucket(&bucket).await;
-    let reach = reach(&session(Some(&without_requested_region(&policy))).await, &bucket).await;
+    let reach = reach(
+        &session(Some(&without_requested_region(&policy))).await,
+        &bucket,
+    )
+    .await;
     assert_eq!(
         reach,
         Reach {
