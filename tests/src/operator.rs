@@ -16,7 +16,7 @@ use tokio::process::{Child, Command};
 
 use crate::aws_link::AwsLink;
 use crate::http::http_get;
-use crate::{FIELD_MANAGER, repo_root};
+use crate::{FIELD_MANAGER, eventually, repo_root};
 
 pub const OPERATOR_NAMESPACE: &str = "securepipe-system";
 pub const SERVICE_ACCOUNT: &str = "securepipe-operator";
@@ -105,6 +105,32 @@ impl OperatorProcess {
                     .ok()
             })
             .unwrap_or_else(|| panic!("metric {name} not found in\n{text}"))
+    }
+
+    /// The value of one series in `/metrics`, named with its labels
+    /// (`securepipe_reconcile_outcomes_total{controller="x",outcome="Kept"}`); 0 while the
+    /// series does not exist yet.
+    pub async fn series(&self, series: &str) -> f64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix(series)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0.0)
+    }
+
+    /// Waits until `series` reaches `at_least`: the way to know that a reconcile happened
+    /// (and how it ended) without sleeping.
+    pub async fn wait_series(&self, series: &str, at_least: f64, timeout: Duration) {
+        let what = format!("{series} >= {at_least}");
+        eventually(timeout, &what, || async {
+            (self.series(series).await >= at_least).then_some(())
+        })
+        .await;
     }
 
     /// Stops the process with SIGTERM (graceful) and starts a fresh one, as a rollout would.
@@ -205,6 +231,8 @@ fn spawn(
             "operator",
             "--namespace",
             namespace,
+            // As the chart runs it: the suites start two replicas, and restart one.
+            "--leader-elect",
             "--lease-namespace",
             namespace,
             "--listen",

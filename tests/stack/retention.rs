@@ -453,8 +453,12 @@ async fn two_policies_share_a_bucket_and_a_conflicting_pair_writes_nothing() {
     wait_for(&api, "biometrics", "Conflict", |p| has(p, types::CONFLICT)).await;
     let exports = api.get("exports").await.expect("exports");
     assert!(!has(&exports, types::CONFLICT) && ready(&exports));
-    // Nothing was written: the bucket is as it was, with no rule of the third policy.
-    tokio::time::sleep(Duration::from_secs(12)).await; // one more resync of each
+    // Nothing was written: two more reconciles ended in Conflict (an outcome that writes
+    // nothing), and the bucket is as it was, with no rule of the third policy.
+    let conflicts =
+        "securepipe_reconcile_outcomes_total{controller=\"retentionpolicy\",outcome=\"Conflict\"}";
+    let seen = operator.series(conflicts).await;
+    operator.wait_series(conflicts, seen + 2.0, WAIT).await;
     assert_eq!(rules(&s3, &bucket).await, shared);
 
     // Removing the conflicting policy lets the other go back to Ready.

@@ -561,8 +561,18 @@ async fn two_replicas_mint_once_and_the_standby_takes_over() {
         setup.secret("first-aws")
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await; // room for a duplicate to show up
+    // The leader's follow-up reconcile (its own Secret and status writes start one) found
+    // the fresh session and kept it; the standby runs no controller at all.
+    setup
+        .operator
+        .wait_series(
+            "securepipe_reconcile_outcomes_total{controller=\"trainingpartition\",outcome=\"Kept\"}",
+            1.0,
+            Duration::from_secs(10),
+        )
+        .await;
     assert_eq!(setup.operator.metric(minted).await, 1.0);
+    assert_eq!(standby.metric("securepipe_leading").await, 0.0);
     assert_eq!(standby.metric(minted).await, 0.0, "the standby minted");
     assert!(!standby.logs().contains("became the leader"));
 

@@ -13,6 +13,50 @@ pub mod types {
     pub const CONFLICT: &str = "Conflict";
 }
 
+/// Condition reasons (CamelCase, machine-readable) that the controllers set. Failures of
+/// AWS calls use the cloud crate's `FailureReason` names instead.
+pub mod reasons {
+    // TrainingPartition
+    /// `Ready`: pods hold a session that is valid now.
+    pub const CREDENTIALS_VALID: &str = "CredentialsValid";
+    /// `CredentialsIssued`: the last mint worked (or the held session matches the spec).
+    pub const ISSUED: &str = "Issued";
+    /// The spec cannot be acted on (admission would normally have refused it).
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// The session policy would exceed what STS accepts.
+    pub const POLICY_TOO_LARGE: &str = "PolicyTooLarge";
+
+    // Both kinds
+    /// `Degraded` false: nothing needs attention.
+    pub const AS_EXPECTED: &str = "AsExpected";
+
+    // RetentionPolicy
+    /// A condition this outcome did not check yet.
+    pub const NOT_CHECKED: &str = "NotChecked";
+    /// `Ready`/`Synced` false: another policy claims the same rules.
+    pub const CONFLICT: &str = "Conflict";
+    /// `Conflict` true.
+    pub const RULE_CONFLICT: &str = "RuleConflict";
+    /// `Conflict` false.
+    pub const NO_CONFLICT: &str = "NoConflict";
+    /// The bucket holds the policy's rules (this reconcile wrote them, for `Synced`).
+    pub const RULES_APPLIED: &str = "RulesApplied";
+    /// `Synced`: the bucket already held the policy's rules.
+    pub const UP_TO_DATE: &str = "UpToDate";
+    /// `Drifted` true: owned rules changed outside the policy.
+    pub const RULES_CHANGED: &str = "RulesChanged";
+    /// `Drifted` false after restoring owned rules.
+    pub const CORRECTED: &str = "Corrected";
+    /// `Drifted` false.
+    pub const NO_DRIFT: &str = "NoDrift";
+    /// `Ready` false in `Enforce` mode while posture checks are still failing.
+    pub const POSTURE_NOT_ENFORCED: &str = "PostureNotEnforced";
+    /// The bucket named by the policy does not exist.
+    pub const NO_SUCH_BUCKET: &str = "NoSuchBucket";
+    /// A lifecycle write did not show up in the bucket within the read-back attempts.
+    pub const NOT_CONFIRMED: &str = "NotConfirmed";
+}
+
 /// A condition's status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -91,6 +135,12 @@ pub fn find<'c>(conditions: &'c [Condition], type_: &str) -> Option<&'c Conditio
 /// Whether the condition of the given type is present with status `True`.
 pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
     find(conditions, type_).is_some_and(|c| c.status == Status::True.as_str())
+}
+
+/// Whether the condition of the given type is `True` with the given reason (a failure that
+/// is already reported, so it is not announced again).
+pub fn is_true_with(conditions: &[Condition], type_: &str, reason: &str) -> bool {
+    find(conditions, type_).is_some_and(|c| c.status == Status::True.as_str() && c.reason == reason)
 }
 
 #[cfg(test)]

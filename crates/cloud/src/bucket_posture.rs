@@ -12,6 +12,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::{Value, json};
 
 use crate::failure::{Failure, FailureReason};
+use crate::lifecycle::S3Client;
 
 /// The `Sid` of the statement securepipe adds to a bucket policy.
 pub const DENY_INSECURE_TRANSPORT_SID: &str = "SecurepipeDenyInsecureTransport";
@@ -108,10 +109,10 @@ impl PublicAccessBlock {
 
 /// The default encryption, `None` when the bucket has none configured.
 pub async fn read_encryption(
-    s3: &aws_sdk_s3::Client,
+    s3: &S3Client,
     bucket: &str,
 ) -> Result<Option<DefaultEncryption>, PostureError> {
-    match s3.get_bucket_encryption().bucket(bucket).send().await {
+    match s3.0.get_bucket_encryption().bucket(bucket).send().await {
         Ok(output) => Ok(output
             .server_side_encryption_configuration
             .and_then(|config| config.rules.into_iter().next())
@@ -135,7 +136,7 @@ pub async fn read_encryption(
 
 /// Sets default encryption to SSE-KMS with `key_arn` and S3 Bucket Keys on.
 pub async fn put_kms_encryption(
-    s3: &aws_sdk_s3::Client,
+    s3: &S3Client,
     bucket: &str,
     key_arn: &str,
 ) -> Result<(), PostureError> {
@@ -154,7 +155,7 @@ pub async fn put_kms_encryption(
         )
         .build()
         .map_err(|err| PostureError::build(OPERATION, bucket, err.to_string()))?;
-    s3.put_bucket_encryption()
+    s3.0.put_bucket_encryption()
         .bucket(bucket)
         .server_side_encryption_configuration(config)
         .send()
@@ -165,11 +166,8 @@ pub async fn put_kms_encryption(
 
 /// The versioning status as S3 names it (`Enabled`, `Suspended`), `None` when versioning
 /// was never configured.
-pub async fn read_versioning(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-) -> Result<Option<String>, PostureError> {
-    s3.get_bucket_versioning()
+pub async fn read_versioning(s3: &S3Client, bucket: &str) -> Result<Option<String>, PostureError> {
+    s3.0.get_bucket_versioning()
         .bucket(bucket)
         .send()
         .await
@@ -177,8 +175,8 @@ pub async fn read_versioning(
         .map_err(|err| PostureError::call("GetBucketVersioning", bucket, &err))
 }
 
-pub async fn enable_versioning(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<(), PostureError> {
-    s3.put_bucket_versioning()
+pub async fn enable_versioning(s3: &S3Client, bucket: &str) -> Result<(), PostureError> {
+    s3.0.put_bucket_versioning()
         .bucket(bucket)
         .versioning_configuration(
             VersioningConfiguration::builder()
@@ -193,10 +191,10 @@ pub async fn enable_versioning(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<
 
 /// The public access block; all off when the bucket has none.
 pub async fn read_public_access_block(
-    s3: &aws_sdk_s3::Client,
+    s3: &S3Client,
     bucket: &str,
 ) -> Result<PublicAccessBlock, PostureError> {
-    match s3.get_public_access_block().bucket(bucket).send().await {
+    match s3.0.get_public_access_block().bucket(bucket).send().await {
         Ok(output) => Ok(output
             .public_access_block_configuration
             .map(|c| PublicAccessBlock {
@@ -213,11 +211,8 @@ pub async fn read_public_access_block(
     }
 }
 
-pub async fn block_all_public_access(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-) -> Result<(), PostureError> {
-    s3.put_public_access_block()
+pub async fn block_all_public_access(s3: &S3Client, bucket: &str) -> Result<(), PostureError> {
+    s3.0.put_public_access_block()
         .bucket(bucket)
         .public_access_block_configuration(
             PublicAccessBlockConfiguration::builder()
@@ -234,23 +229,16 @@ pub async fn block_all_public_access(
 }
 
 /// The bucket policy JSON, `None` when the bucket has no policy.
-pub async fn read_policy(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-) -> Result<Option<String>, PostureError> {
-    match s3.get_bucket_policy().bucket(bucket).send().await {
+pub async fn read_policy(s3: &S3Client, bucket: &str) -> Result<Option<String>, PostureError> {
+    match s3.0.get_bucket_policy().bucket(bucket).send().await {
         Ok(output) => Ok(output.policy),
         Err(err) if err.code() == Some("NoSuchBucketPolicy") => Ok(None),
         Err(err) => Err(PostureError::call("GetBucketPolicy", bucket, &err)),
     }
 }
 
-pub async fn put_policy(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    policy: &str,
-) -> Result<(), PostureError> {
-    s3.put_bucket_policy()
+pub async fn put_policy(s3: &S3Client, bucket: &str, policy: &str) -> Result<(), PostureError> {
+    s3.0.put_bucket_policy()
         .bucket(bucket)
         .policy(policy)
         .send()

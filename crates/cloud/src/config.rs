@@ -39,24 +39,45 @@ impl Aws {
         Self { base, settings }
     }
 
+    /// Fixed credentials against one endpoint (a local emulator, or a test server on
+    /// loopback), reading nothing from the environment or the instance metadata service.
+    pub fn with_endpoint(endpoint_url: &str, region: &str, settings: AwsSettings) -> Self {
+        let credentials = aws_sdk_sts::config::Credentials::new(
+            "securepipe-local",
+            "securepipe-local",
+            None,
+            None,
+            "securepipe-static",
+        );
+        let base = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_owned()))
+            .endpoint_url(endpoint_url)
+            .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
+                credentials,
+            ))
+            .build();
+        Self { base, settings }
+    }
+
     /// Wraps an already loaded configuration.
     pub fn new(base: SdkConfig, settings: AwsSettings) -> Self {
         Self { base, settings }
     }
 
     /// The configuration for `region`, sharing credentials, endpoints and HTTP client.
-    pub fn sdk_config(&self, region: &str) -> SdkConfig {
+    pub(crate) fn sdk_config(&self, region: &str) -> SdkConfig {
         self.base
             .to_builder()
             .region(Region::new(region.to_owned()))
             .build()
     }
 
-    pub fn sts(&self, region: &str) -> aws_sdk_sts::Client {
+    pub(crate) fn sts(&self, region: &str) -> aws_sdk_sts::Client {
         aws_sdk_sts::Client::new(&self.sdk_config(region))
     }
 
-    pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
+    pub(crate) fn s3(&self, region: &str) -> aws_sdk_s3::Client {
         let config = aws_sdk_s3::config::Builder::from(&self.sdk_config(region))
             .force_path_style(self.settings.s3_force_path_style)
             .build();
@@ -64,7 +85,7 @@ impl Aws {
     }
 
     /// IAM is global; its calls go to the configured (or default) region's endpoint.
-    pub fn iam(&self) -> aws_sdk_iam::Client {
+    pub(crate) fn iam(&self) -> aws_sdk_iam::Client {
         aws_sdk_iam::Client::new(&self.base)
     }
 }

@@ -9,6 +9,7 @@ pub mod lifecycle;
 mod names;
 pub mod revocation;
 pub mod session_policy;
+pub mod session_tags;
 pub mod sts;
 
 pub use config::{Aws, AwsSettings};

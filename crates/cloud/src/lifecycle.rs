@@ -17,8 +17,10 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use crate::Aws;
 use crate::failure::{Failure, FailureReason};
 
-/// The S3 client type, so callers need not depend on the SDK.
-pub type S3Client = aws_sdk_s3::Client;
+/// An S3 client for a bucket's region and identity. Opaque outside this crate: callers
+/// pass it to this crate's bucket functions and never see the SDK.
+#[derive(Clone, Debug)]
+pub struct S3Client(pub(crate) aws_sdk_s3::Client);
 
 /// S3's limit on the number of rules in one lifecycle configuration.
 pub const MAX_RULES: usize = 1000;
@@ -27,10 +29,10 @@ pub const MAX_RULE_ID_CHARS: usize = 255;
 
 /// The S3 client for `bucket`'s region, as the operator or, when `role_arn` is given, as
 /// that role (assumed with the operator's identity, refreshed before it expires).
-pub async fn client(aws: &Aws, region: &str, role_arn: Option<&str>) -> aws_sdk_s3::Client {
+pub async fn client(aws: &Aws, region: &str, role_arn: Option<&str>) -> S3Client {
     let direct = aws.s3(region);
     let Some(role_arn) = role_arn else {
-        return direct;
+        return S3Client(direct);
     };
     let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
         .session_name("securepipe-retention")
@@ -42,7 +44,7 @@ pub async fn client(aws: &Aws, region: &str, role_arn: Option<&str>) -> aws_sdk_
         .to_builder()
         .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(provider))
         .build();
-    aws_sdk_s3::Client::from_conf(config)
+    S3Client(aws_sdk_s3::Client::from_conf(config))
 }
 
 /// A storage-class transition, `days` after object creation.
@@ -267,11 +269,9 @@ impl LifecycleError {
 
 /// The bucket's lifecycle rules, in S3's order; empty when the bucket has no lifecycle
 /// configuration.
-pub async fn read(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-) -> Result<Vec<StoredRule>, LifecycleError> {
+pub async fn read(s3: &S3Client, bucket: &str) -> Result<Vec<StoredRule>, LifecycleError> {
     match s3
+        .0
         .get_bucket_lifecycle_configuration()
         .bucket(bucket)
         .send()
@@ -295,10 +295,11 @@ pub async fn read(
 /// Replaces the bucket's lifecycle configuration with `rules`, or deletes the
 /// configuration when `rules` is empty (S3 refuses an empty one).
 pub async fn write(
-    s3: &aws_sdk_s3::Client,
+    s3: &S3Client,
     bucket: &str,
     rules: &[StoredRule],
 ) -> Result<(), LifecycleError> {
+    let s3 = &s3.0;
     if rules.is_empty() {
         return s3
             .delete_bucket_lifecycle()

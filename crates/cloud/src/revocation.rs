@@ -4,8 +4,10 @@
 
 use serde_json::json;
 
+use crate::Aws;
 use crate::failure::{Failure, FailureReason};
 use crate::names;
+use crate::session_tags;
 
 /// The sessions to revoke.
 #[derive(Clone, Debug)]
@@ -67,11 +69,14 @@ pub fn policy_document(revocation: &Revocation<'_>) -> String {
             "Action": "*",
             "Resource": "*",
             "Condition": {
-                "StringEquals": {
-                    "aws:PrincipalTag/securepipe:partition": revocation.partition,
-                    "aws:PrincipalTag/securepipe:namespace": revocation.namespace,
-                    "aws:PrincipalTag/securepipe:name": revocation.name,
-                },
+                "StringEquals": session_tags::identifying(
+                    revocation.namespace,
+                    revocation.name,
+                    revocation.partition,
+                )
+                .into_iter()
+                .map(|(key, value)| (session_tags::principal_tag(&key), value.into()))
+                .collect::<serde_json::Map<String, serde_json::Value>>(),
                 "DateLessThan": {
                     "aws:TokenIssueTime": revocation.issued_before.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
                 },
@@ -89,10 +94,8 @@ pub fn role_name(role_arn: &str) -> Option<&str> {
 }
 
 /// Writes (or rewrites) the revocation policy on the role.
-pub async fn revoke(
-    iam: &aws_sdk_iam::Client,
-    revocation: &Revocation<'_>,
-) -> Result<Revoked, RevocationError> {
+pub async fn revoke(aws: &Aws, revocation: &Revocation<'_>) -> Result<Revoked, RevocationError> {
+    let iam = aws.iam();
     let role_name = role_name(revocation.role_arn).ok_or_else(|| RevocationError::NotARoleArn {
         role_arn: revocation.role_arn.to_owned(),
     })?;

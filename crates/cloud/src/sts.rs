@@ -6,6 +6,7 @@ use std::time::Duration;
 use aws_sdk_sts::types::Tag;
 use secrecy::SecretString;
 
+use crate::Aws;
 use crate::failure::{Failure, FailureReason};
 use crate::names;
 
@@ -60,11 +61,13 @@ impl StsError {
     }
 }
 
-/// Calls `AssumeRole` and returns the session's credentials.
+/// Calls `AssumeRole` in `region` and returns the session's credentials.
 pub async fn assume_role(
-    sts: &aws_sdk_sts::Client,
+    aws: &Aws,
+    region: &str,
     request: &SessionRequest<'_>,
 ) -> Result<IssuedSession, StsError> {
+    let sts = aws.sts(region);
     let tags = request
         .tags
         .iter()

@@ -13,6 +13,13 @@ use crate::metrics::Metrics;
 /// The name under which the operator records events and leases.
 pub const CONTROLLER_NAME: &str = "securepipe-operator";
 
+/// Events' `action`: what the controller was doing when it recorded the event.
+pub const ACTION_RECONCILE: &str = "Reconcile";
+pub const ACTION_CLEANUP: &str = "Cleanup";
+
+/// Event notes are for people; the API caps them at 1 kB.
+const MAX_NOTE_CHARS: usize = 1000;
+
 pub struct Context {
     pub client: Client,
     pub aws: Aws,
@@ -35,20 +42,22 @@ impl Context {
         }
     }
 
-    /// Records a Kubernetes Event on `reference`. Failing to record one is logged, never
-    /// fatal: events are for people, status is the interface.
+    /// Records a Kubernetes Event on `reference` (the one place events are published).
+    /// Failing to record one is logged, never fatal: events are for people, status is the
+    /// interface.
     pub async fn publish(
         &self,
         reference: &ObjectReference,
         type_: EventType,
         reason: &str,
         note: String,
+        action: &str,
     ) {
         let event = Event {
             type_,
             reason: reason.to_owned(),
-            note: Some(note),
-            action: "Reconcile".to_owned(),
+            note: Some(note.chars().take(MAX_NOTE_CHARS).collect()),
+            action: action.to_owned(),
             secondary: None,
         };
         if let Err(err) = self.recorder.publish(&event, reference).await {

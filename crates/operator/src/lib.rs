@@ -11,10 +11,16 @@ pub mod health;
 pub mod leader;
 pub mod metrics;
 pub mod runner;
+#[cfg(test)]
+mod testing;
 
 pub use context::Context;
 
-/// The field manager for server-side apply, per writer, as `securepipe/<scope>`.
-pub fn field_manager(scope: &str) -> String {
-    format!("securepipe/{scope}")
+/// Field managers for server-side apply, one per concern (`securepipe/<concern>`). SSA
+/// prunes what a manager owned and left out, so each concern sends all and only its fields.
+pub mod managers {
+    /// A TrainingPartition's credentials: its Secret and the credentials part of its status.
+    pub const CREDENTIALS: &str = "securepipe/credentials";
+    /// A RetentionPolicy's status.
+    pub const RETENTION: &str = "securepipe/retention-policy";
 }

@@ -23,11 +23,22 @@ pub struct ErrorLabels {
     pub reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub controller: &'static str,
+    pub outcome: &'static str,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     pub reconciles: Family<ControllerLabels, Counter>,
     pub reconcile_errors: Family<ErrorLabels, Counter>,
+    /// How reconciles ended (a controller's fixed set of outcomes): what a test waits on to
+    /// know that a reconcile happened and did nothing, without sleeping.
+    pub reconcile_outcomes: Family<OutcomeLabels, Counter>,
+    /// 1 while this replica runs the controllers (it leads, or runs without election).
+    pub leading: Gauge,
     pub credentials_minted: Counter,
     pub assume_role_seconds: Histogram,
     pub credentials_expiring: Gauge,
@@ -46,6 +57,18 @@ impl Metrics {
             "reconcile_errors",
             "Reconciliations that failed, by reason",
             reconcile_errors.clone(),
+        );
+        let reconcile_outcomes = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "reconcile_outcomes",
+            "Reconciliations that finished, by outcome",
+            reconcile_outcomes.clone(),
+        );
+        let leading = Gauge::default();
+        registry.register(
+            "leading",
+            "1 while this replica runs the controllers, 0 while it stands by",
+            leading.clone(),
         );
         let credentials_minted = Counter::default();
         registry.register(
@@ -75,6 +98,8 @@ impl Metrics {
             registry,
             reconciles,
             reconcile_errors,
+            reconcile_outcomes,
+            leading,
             credentials_minted,
             assume_role_seconds,
             credentials_expiring,
@@ -92,6 +117,15 @@ impl Metrics {
     pub fn record_error(&self, controller: &'static str, reason: &'static str) {
         self.reconcile_errors
             .get_or_create(&ErrorLabels { controller, reason })
+            .inc();
+    }
+
+    pub fn record_outcome(&self, controller: &'static str, outcome: &'static str) {
+        self.reconcile_outcomes
+            .get_or_create(&OutcomeLabels {
+                controller,
+                outcome,
+            })
             .inc();
     }
 

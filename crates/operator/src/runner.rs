@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Context;
 use crate::controllers::{WatchScope, retention_policy, training_partition};
 use crate::health::{self, Health};
-use crate::leader::{Elector, LeaseSettings};
+use crate::leader::{ElectionError, Elector, LeaseSettings};
 use crate::metrics::Metrics;
 
 /// How long shutdown waits for in-flight reconciles and HTTP connections: well inside
@@ -26,7 +26,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Settings {
     pub scope: WatchScope,
     pub listen: SocketAddr,
-    /// `None` runs without leader election (one replica only).
+    /// `None` runs without leader election (the default: one replica only).
     pub lease: Option<LeaseSettings>,
     pub aws: AwsSettings,
 }
@@ -43,6 +43,8 @@ pub enum RunError {
         "lost the leader lease {lease}; exiting so that a fresh process takes part in the next election"
     )]
     LostLeadership { lease: String },
+    #[error(transparent)]
+    Election(#[from] ElectionError),
 }
 
 pub async fn run(client: Client, settings: Settings) -> Result<(), RunError> {
@@ -65,6 +67,7 @@ pub async fn run(client: Client, settings: Settings) -> Result<(), RunError> {
     ));
 
     let aws = Aws::from_env(settings.aws.clone()).await;
+    let leading = metrics.leading.clone();
     let ctx = Arc::new(Context::new(client.clone(), aws, metrics));
 
     if !wait_for_crds(&client, &settings.scope, &shutdown).await {
@@ -74,10 +77,17 @@ pub async fn run(client: Client, settings: Settings) -> Result<(), RunError> {
         Some(lease) => {
             health.set_ready(true); // standing by is healthy
             let mut elector = Elector::new(client.clone(), lease.clone());
-            if !elector.acquire(&shutdown).await {
-                return finish(listener, settings.listen).await;
+            match elector.acquire(&shutdown).await {
+                Ok(true) => Some(elector),
+                Ok(false) => return finish(listener, settings.listen).await,
+                Err(err) => {
+                    health.set_ready(false);
+                    shutdown.cancel();
+                    // The endpoints stop with the shutdown; the election error is the answer.
+                    let _ = finish(listener, settings.listen).await;
+                    return Err(err.into());
+                }
             }
-            Some(elector)
         }
         None => None,
     };
@@ -89,6 +99,7 @@ pub async fn run(client: Client, settings: Settings) -> Result<(), RunError> {
         controllers.clone(),
     ));
     health.set_ready(true);
+    leading.set(1);
     tracing::info!(scope = ?settings.scope, "controllers running");
 
     let lost = match elector {
@@ -99,6 +110,7 @@ pub async fn run(client: Client, settings: Settings) -> Result<(), RunError> {
         }
     };
     health.set_ready(false);
+    leading.set(0);
     controllers.cancel();
     match tokio::time::timeout(DRAIN_TIMEOUT, running).await {
         Ok(Ok(())) => tracing::info!("controllers stopped"),

@@ -18,10 +18,19 @@ pub struct Args {
     /// Address of the /healthz, /readyz and /metrics endpoints.
     #[arg(long, env = "SECUREPIPE_LISTEN", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
-    /// Run without leader election (only safe with a single replica).
-    #[arg(long)]
-    no_leader_election: bool,
-    /// Namespace of the leader-election Lease.
+    /// Elect a leader on a Lease before reconciling, so that several replicas are safe
+    /// (`--leader-elect` or `--leader-elect=true`; the Helm chart turns it on). Off by
+    /// default, as in Kubernetes' own controllers: then run a single replica.
+    #[arg(
+        long,
+        env = "SECUREPIPE_LEADER_ELECT",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value_t = false,
+        default_missing_value = "true"
+    )]
+    leader_elect: bool,
+    /// Namespace of the leader-election Lease (must exist).
     #[arg(long, env = "POD_NAMESPACE", default_value = "securepipe-system")]
     lease_namespace: String,
     /// Name of the leader-election Lease.
@@ -61,7 +70,8 @@ pub fn run(args: Args) -> Result<(), Error> {
                 .namespace
                 .map_or(WatchScope::AllNamespaces, WatchScope::Namespace),
             listen: args.listen,
-            lease: (!args.no_leader_election)
+            lease: args
+                .leader_elect
                 .then(|| LeaseSettings::new(args.lease_namespace, args.lease_name, identity)),
             aws: AwsSettings {
                 s3_force_path_style: args.s3_force_path_style,
@@ -85,5 +95,34 @@ fn init_logging(json: bool) {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn leader_elect(argv: &[&str]) -> bool {
+        Command::try_parse_from(std::iter::once("operator").chain(argv.iter().copied()))
+            .expect("valid arguments")
+            .args
+            .leader_elect
+    }
+
+    #[test]
+    fn leader_election_is_off_unless_asked_for() {
+        assert!(!leader_elect(&[]));
+        assert!(leader_elect(&["--leader-elect"]));
+        assert!(leader_elect(&["--leader-elect=true"]));
+        assert!(!leader_elect(&["--leader-elect=false"]));
+        assert!(leader_elect(&["--leader-elect", "--namespace", "ml"]));
     }
 }

@@ -103,24 +103,46 @@ impl KmsKeyring {
             .set_encryption_context(Some(context.to_hash_map()))
             .send()
             .await
-            .map_err(|err| KeyringError::Provider {
-                operation: OP,
-                key_id: arn.to_string(),
-                source: err.into(),
-            })?;
-        let actual = output.key_id().unwrap_or_default();
-        if actual != arn.as_str() {
-            return Err(KeyringError::KeyMismatch {
-                operation: OP,
-                expected: arn.to_string(),
-                actual: actual.to_owned(),
-            });
-        }
+            .map_err(provider_error(OP, arn))?;
+        answered_by(OP, arn, output.key_id())?;
         let plaintext = output
             .plaintext
             .map(|blob| Zeroizing::new(blob.into_inner()));
         key_from_response(OP, arn, plaintext)
     }
+}
+
+/// Wraps the error of a KMS call that failed.
+fn provider_error<'a, E>(
+    operation: &'static str,
+    arn: &'a KeyArn,
+) -> impl FnOnce(E) -> KeyringError + 'a
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    move |err| KeyringError::Provider {
+        operation,
+        key_id: arn.to_string(),
+        source: Box::new(err),
+    }
+}
+
+/// Checks that KMS answered with the key it was asked to use (a different key id means
+/// the request was served by something else than the key the caller trusts).
+fn answered_by(
+    operation: &'static str,
+    arn: &KeyArn,
+    actual: Option<&str>,
+) -> Result<(), KeyringError> {
+    let actual = actual.unwrap_or_default();
+    if actual == arn.as_str() {
+        return Ok(());
+    }
+    Err(KeyringError::KeyMismatch {
+        operation,
+        expected: arn.to_string(),
+        actual: actual.to_owned(),
+    })
 }
 
 /// `client`, or a copy of it that calls `region`.
@@ -169,19 +191,8 @@ impl Keyring for KmsKeyring {
             .set_encryption_context(Some(context.to_hash_map()))
             .send()
             .await
-            .map_err(|err| KeyringError::Provider {
-                operation: OP,
-                key_id: arn.to_string(),
-                source: err.into(),
-            })?;
-        let actual = output.key_id().unwrap_or_default();
-        if actual != arn.as_str() {
-            return Err(KeyringError::KeyMismatch {
-                operation: OP,
-                expected: arn.to_string(),
-                actual: actual.to_owned(),
-            });
-        }
+            .map_err(provider_error(OP, arn))?;
+        answered_by(OP, arn, output.key_id())?;
         let ciphertext = output
             .ciphertext_blob
             .map(Blob::into_inner)

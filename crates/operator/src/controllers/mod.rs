@@ -2,8 +2,13 @@
 //! `run(ctx, scope, shutdown)`, which drives a kube-runtime `Controller` until `shutdown`
 //! is cancelled and lets in-flight reconciles finish.
 
+mod error;
+pub mod events;
 pub mod retention_policy;
+mod status_patch;
 pub mod training_partition;
+
+pub use error::{Error, ObjectKey};
 
 use std::future::Future;
 use std::hash::Hash;

@@ -3,7 +3,6 @@
 //! drift-corrected every `resyncInterval`, plus an optional bucket posture check.
 
 mod conflict;
-mod error;
 mod merge;
 mod ownership;
 mod posture;
@@ -20,7 +19,6 @@ use kube::runtime::{Controller, Predicate, PredicateConfig, WatchStreamExt, pred
 use securepipe_api::RetentionPolicy;
 use tokio_util::sync::CancellationToken;
 
-pub use error::Error;
 pub use ownership::{MARK as RULE_ID_MARK, Owner};
 
 use super::WatchScope;
@@ -28,6 +26,8 @@ use crate::Context;
 
 /// The controller label in metrics and logs.
 pub const CONTROLLER: &str = "retentionpolicy";
+/// The kind, in messages.
+const KIND: &str = "RetentionPolicy";
 /// Held while the policy's rules may be in a bucket.
 pub const FINALIZER: &str = "securepipe.io/lifecycle-rules";
 

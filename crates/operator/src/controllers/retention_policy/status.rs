@@ -8,7 +8,7 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use securepipe_api::RetentionPolicyStatus;
-use securepipe_api::condition::{self, Desired, Status, types};
+use securepipe_api::condition::{self, Desired, Status, reasons, types};
 
 use super::merge::Difference;
 use super::posture;
@@ -72,7 +72,7 @@ impl Conditions<'_> {
     /// `Unknown` when it was never set, so every condition is always listed.
     fn keep(&mut self, type_: &str) {
         if condition::find(&self.status.conditions, type_).is_none() {
-            self.set(type_, Status::Unknown, "NotChecked", String::new());
+            self.set(type_, Status::Unknown, reasons::NOT_CHECKED, String::new());
         }
     }
 }
@@ -95,19 +95,49 @@ pub fn next(
     match outcome {
         Outcome::Invalid { problems } => {
             let message = problems.join("; ");
-            c.set(types::READY, Status::False, "InvalidSpec", message.clone());
-            c.set(types::SYNCED, Status::False, "InvalidSpec", message);
+            c.set(
+                types::READY,
+                Status::False,
+                reasons::INVALID_SPEC,
+                message.clone(),
+            );
+            c.set(types::SYNCED, Status::False, reasons::INVALID_SPEC, message);
             c.keep(types::DRIFTED);
             c.keep(types::CONFLICT);
-            c.set(types::DEGRADED, Status::False, "AsExpected", String::new());
+            c.set(
+                types::DEGRADED,
+                Status::False,
+                reasons::AS_EXPECTED,
+                String::new(),
+            );
         }
         Outcome::Conflict { conflicts } => {
             let message = conflicts.join("; ");
-            c.set(types::READY, Status::False, "Conflict", message.clone());
-            c.set(types::SYNCED, Status::False, "Conflict", message.clone());
+            c.set(
+                types::READY,
+                Status::False,
+                reasons::CONFLICT,
+                message.clone(),
+            );
+            c.set(
+                types::SYNCED,
+                Status::False,
+                reasons::CONFLICT,
+                message.clone(),
+            );
             c.keep(types::DRIFTED);
-            c.set(types::CONFLICT, Status::True, "RuleConflict", message);
-            c.set(types::DEGRADED, Status::False, "AsExpected", String::new());
+            c.set(
+                types::CONFLICT,
+                Status::True,
+                reasons::RULE_CONFLICT,
+                message,
+            );
+            c.set(
+                types::DEGRADED,
+                Status::False,
+                reasons::AS_EXPECTED,
+                String::new(),
+            );
         }
         Outcome::Failed { reason, message } => {
             c.set(types::READY, Status::False, reason, message.clone());
@@ -127,23 +157,28 @@ pub fn next(
             let rules = format!("{} rules in the bucket as specified", applied.len());
             let (synced_reason, synced_message) = if *wrote {
                 (
-                    "RulesApplied",
+                    reasons::RULES_APPLIED,
                     format!("wrote the lifecycle configuration: {rules}"),
                 )
             } else {
-                ("UpToDate", rules.clone())
+                (reasons::UP_TO_DATE, rules.clone())
             };
             c.set(types::SYNCED, Status::True, synced_reason, synced_message);
             let (drift_reason, drift_message) = if *corrected_drift {
                 (
-                    "Corrected",
+                    reasons::CORRECTED,
                     "restored owned rules changed outside the policy".to_owned(),
                 )
             } else {
-                ("NoDrift", String::new())
+                (reasons::NO_DRIFT, String::new())
             };
             c.set(types::DRIFTED, Status::False, drift_reason, drift_message);
-            c.set(types::CONFLICT, Status::False, "NoConflict", String::new());
+            c.set(
+                types::CONFLICT,
+                Status::False,
+                reasons::NO_CONFLICT,
+                String::new(),
+            );
             let posture_failure = posture.and_then(|p| p.failure.as_ref());
             let unenforced = posture.map_or(0, |p| p.non_compliant());
             match posture_failure {
@@ -153,24 +188,29 @@ pub fn next(
                     err.reason().as_str(),
                     format!("bucket posture: {err}"),
                 ),
-                None => c.set(types::DEGRADED, Status::False, "AsExpected", String::new()),
+                None => c.set(
+                    types::DEGRADED,
+                    Status::False,
+                    reasons::AS_EXPECTED,
+                    String::new(),
+                ),
             }
             if *enforce_posture && unenforced > 0 {
                 c.set(
                     types::READY,
                     Status::False,
-                    "PostureNotEnforced",
+                    reasons::POSTURE_NOT_ENFORCED,
                     format!("{rules}; {unenforced} posture checks still not compliant"),
                 );
             } else if unenforced > 0 {
                 c.set(
                     types::READY,
                     Status::True,
-                    "RulesApplied",
+                    reasons::RULES_APPLIED,
                     format!("{rules}; posture audit: {unenforced} checks not compliant"),
                 );
             } else {
-                c.set(types::READY, Status::True, "RulesApplied", rules);
+                c.set(types::READY, Status::True, reasons::RULES_APPLIED, rules);
             }
             status.applied_rules = applied.clone();
             if *corrected_drift {
@@ -204,7 +244,12 @@ pub fn drifting(
         generation,
         now: Time(now),
     }
-    .set(types::DRIFTED, Status::True, "RulesChanged", message);
+    .set(
+        types::DRIFTED,
+        Status::True,
+        reasons::RULES_CHANGED,
+        message,
+    );
     status
 }
 

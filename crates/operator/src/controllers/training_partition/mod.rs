@@ -1,7 +1,6 @@
 //! The TrainingPartition controller: prefix-scoped STS credentials in an owned Secret,
 //! renewed before they expire, revocable on delete.
 
-mod error;
 mod plan;
 mod reconcile;
 mod renewal;
@@ -19,7 +18,6 @@ use kube::runtime::{Controller, watcher};
 use securepipe_api::TrainingPartition;
 use tokio_util::sync::CancellationToken;
 
-pub use error::Error;
 pub use revoke::FINALIZER;
 pub use secret::{
     ANNOTATION_EXPIRES_AT, ANNOTATION_SESSION_NAME, LABEL_MANAGED_BY, LABEL_PARTITION, MOUNT_PATH,
@@ -30,6 +28,8 @@ use crate::Context;
 
 /// The controller label in metrics and logs.
 pub const CONTROLLER: &str = "trainingpartition";
+/// The kind, in messages.
+const KIND: &str = "TrainingPartition";
 
 /// Runs the controller until `shutdown` is cancelled.
 pub async fn run(ctx: Arc<Context>, scope: WatchScope, shutdown: CancellationToken) {

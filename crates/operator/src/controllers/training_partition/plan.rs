@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use securepipe_api::TrainingPartition;
+use securepipe_api::condition::reasons;
 use securepipe_api::training_partition::Access;
 use securepipe_cloud::session_policy::{self, PolicyError, Scope};
-use securepipe_cloud::sts;
+use securepipe_cloud::{session_tags, sts};
 use sha2::{Digest, Sha256};
 
 /// AWS's bounds on `DurationSeconds` as the CRD states them (15m..12h).
@@ -55,8 +56,8 @@ impl PlanError {
     /// The condition reason.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Policy(PolicyError::TooLarge { .. }) => "PolicyTooLarge",
-            _ => "InvalidSpec",
+            Self::Policy(PolicyError::TooLarge { .. }) => reasons::POLICY_TOO_LARGE,
+            _ => reasons::INVALID_SPEC,
         }
     }
 }
@@ -64,10 +65,7 @@ impl PlanError {
 /// Derives the plan from the resource's namespace, name and spec.
 pub fn plan(namespace: &str, name: &str, tp: &TrainingPartition) -> Result<Plan, PlanError> {
     let spec = &tp.spec;
-    let partition = spec
-        .partition
-        .as_ref()
-        .map_or_else(|| name.to_owned(), |p| p.as_str().to_owned());
+    let partition = tp.partition_name().unwrap_or(name).to_owned();
     let duration: Duration = spec.credentials.duration.into();
     if !(MIN_DURATION..=MAX_DURATION).contains(&duration) {
         return Err(PlanError::DurationOutOfRange(duration));
@@ -99,17 +97,11 @@ pub fn plan(namespace: &str, name: &str, tp: &TrainingPartition) -> Result<Plan,
             Access::ReadWrite => session_policy::Access::ReadWrite,
         },
     })?;
+    // The identifying tags are the operator's: they override any user tag of that key.
     let mut tags = spec.credentials.session_tags.clone();
-    tags.insert("securepipe:partition".to_owned(), partition.clone());
-    tags.insert("securepipe:namespace".to_owned(), namespace.to_owned());
-    tags.insert("securepipe:name".to_owned(), name.to_owned());
-    let secret_name = spec
-        .credentials
-        .secret_name
-        .as_ref()
-        .map_or_else(|| format!("{name}-aws"), |s| s.as_str().to_owned());
+    tags.extend(session_tags::identifying(namespace, name, &partition));
     let mut plan = Plan {
-        secret_name,
+        secret_name: tp.secret_name().unwrap_or_default(),
         partition,
         region: spec.region.as_str().to_owned(),
         role_arn,

@@ -1,23 +1,30 @@
-//! One TrainingPartition reconcile: fetch → validate → pure build → apply → status.
+//! One TrainingPartition reconcile, as a list of steps: plan (pure) → read the session
+//! held in the Secret → decide (pure) → mint when due. The steps end in an [`Outcome`];
+//! [`Run::conclude`] is the one place that turns it into status, Event, metrics and the
+//! requeue.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
+use kube::Resource;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::{Resource, ResourceExt};
+use kube::runtime::finalizer;
 use securepipe_api::TrainingPartition;
-use securepipe_cloud::sts::{self, SessionRequest};
-use serde_json::json;
+use securepipe_api::condition::{self, types};
+use securepipe_cloud::sts::{self, SessionRequest, StsError};
 
-use super::error::Error;
-use super::plan::{Plan, plan};
+use super::super::error::{self, is_not_found};
+use super::super::{Error, ObjectKey, events, status_patch};
+use super::plan::{Plan, PlanError, plan};
 use super::renewal::{self, Decision, Held, MintReason};
-use super::status::{self, Outcome};
-use super::{CONTROLLER, revoke, secret};
-use crate::{Context, field_manager};
+use super::status;
+use super::{CONTROLLER, KIND, revoke, secret};
+use crate::context::ACTION_RECONCILE;
+use crate::{Context, managers};
 
 /// How soon to retry after a failure that may pass by itself, and after one that needs
 /// someone to change something (a spec change triggers a reconcile at once anyway).
@@ -26,171 +33,152 @@ const RETRY_PERMANENT: Duration = Duration::from_secs(120);
 
 pub async fn reconcile(tp: Arc<TrainingPartition>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.metrics.record_reconcile(CONTROLLER);
-    let name = tp.name_any();
-    let namespace = tp
-        .namespace()
-        .ok_or_else(|| Error::NoNamespace { name: name.clone() })?;
-    let partitions: Api<TrainingPartition> = Api::namespaced(ctx.client.clone(), &namespace);
-    let key = format!("{namespace}/{name}");
-
+    let object = ObjectKey::of(tp.as_ref(), KIND)?;
+    let api: Api<TrainingPartition> = Api::namespaced(ctx.client.clone(), &object.namespace);
     if tp.meta().deletion_timestamp.is_some() {
-        ctx.metrics.set_expiring(&key, false);
-        return revoke::finish(&partitions, &tp, &namespace, &ctx).await;
+        ctx.metrics.set_expiring(&object.path(), false);
     }
-    if revoke::sync_finalizer(&partitions, &tp).await? {
-        return Ok(Action::await_change());
-    }
-
-    let kube_error = |action, source| Error::Kube {
-        namespace: namespace.clone(),
-        name: name.clone(),
-        action,
-        source,
-    };
-    let reconciler = Reconciler {
-        tp: &tp,
-        ctx: &ctx,
-        partitions: &partitions,
-        secrets: Api::namespaced(ctx.client.clone(), &namespace),
-        namespace: &namespace,
-        name: &name,
-    };
-
-    let plan = match plan(&namespace, &name, &tp) {
-        Ok(plan) => plan,
-        Err(err) => {
-            ctx.metrics.record_error(CONTROLLER, err.reason());
-            let secret_name = tp.status.as_ref().and_then(|s| s.credentials.as_ref());
-            let secret_name = secret_name.map_or("", |c| c.secret_name.as_str());
-            let outcome = Outcome::Failed {
-                reason: err.reason(),
-                message: err.to_string(),
-                secret_name,
-                held: None,
-            };
-            reconciler.warn_once(err.reason(), &err.to_string()).await;
-            reconciler
-                .write_status(&outcome)
-                .await
-                .map_err(|e| kube_error("write status", e))?;
-            return Ok(Action::requeue(RETRY_PERMANENT));
+    revoke::finalized(&api, &object, tp, |event| async {
+        match event {
+            finalizer::Event::Apply(tp) => {
+                let run = Run::new(&tp, &ctx, &api, &object);
+                let outcome = run.steps().await?;
+                run.conclude(outcome).await
+            }
+            finalizer::Event::Cleanup(tp) => revoke::cleanup(&tp, &ctx, &object).await,
         }
-    };
-
-    let existing = reconciler
-        .secrets
-        .get_opt(&plan.secret_name)
-        .await
-        .map_err(|e| kube_error("read the credentials Secret", e))?;
-    let held = existing.as_ref().and_then(|s| secret::held(s, &tp));
-    let uid = tp.meta().uid.as_deref().unwrap_or_default();
-    let jitter = renewal::jitter(uid, plan.renew_before, plan.duration);
-    let now = jiff::Timestamp::now();
-
-    let decision = renewal::decide(
-        held.as_ref(),
-        &plan.inputs_hash,
-        plan.renew_before,
-        jitter,
-        now,
-    );
-    if let (Decision::Keep { renew_at }, Some(held)) = (decision, held.as_ref()) {
-        ctx.metrics.set_expiring(&key, false);
-        reconciler.settle_valid(&plan, held).await?;
-        return Ok(Action::requeue(until(renew_at, now)));
-    }
-    // `decide` keeps only a held session, so anything else is a mint.
-    let reason = match decision {
-        Decision::Mint(reason) => reason,
-        Decision::Keep { .. } => MintReason::Missing,
-    };
-
-    // Due or missing and not renewed yet: counted until a renewal succeeds.
-    let in_window = held.as_ref().is_some_and(|h| h.expires_at > now);
-    ctx.metrics
-        .set_expiring(&key, in_window && reason == MintReason::Due);
-    match reconciler.mint(&plan, now).await {
-        Ok(minted) => {
-            ctx.metrics.set_expiring(&key, false);
-            let (event_reason, verb) = match reason {
-                MintReason::Missing => ("CredentialsIssued", "issued"),
-                MintReason::InputsChanged => {
-                    ("CredentialsReissued", "reissued after a spec change")
-                }
-                MintReason::Due => ("CredentialsRenewed", "renewed"),
-            };
-            ctx.publish(
-                &tp.object_ref(&()),
-                EventType::Normal,
-                event_reason,
-                format!(
-                    "session {} {verb} into Secret {}, valid until {}",
-                    minted.session_name,
-                    plan.secret_name,
-                    secret::rfc3339(minted.expires_at)
-                ),
-            )
-            .await;
-            reconciler.settle_valid(&plan, &minted).await?;
-            let renew_at = renewal::renew_at(minted.expires_at, plan.renew_before, jitter);
-            Ok(Action::requeue(until(renew_at, jiff::Timestamp::now())))
-        }
-        Err(MintError::Sts(err)) => {
-            let reason = err.reason();
-            ctx.metrics.record_error(CONTROLLER, reason.as_str());
-            tracing::warn!(%namespace, %name, %reason, error = %err, "minting credentials failed");
-            reconciler
-                .warn_once(reason.as_str(), &err.to_string())
-                .await;
-            let outcome = Outcome::Failed {
-                reason: reason.as_str(),
-                message: err.to_string(),
-                secret_name: &plan.secret_name,
-                held: held.as_ref(),
-            };
-            reconciler
-                .write_status(&outcome)
-                .await
-                .map_err(|e| kube_error("write status", e))?;
-            let retry = if reason.is_transient() {
-                RETRY_TRANSIENT
-            } else {
-                RETRY_PERMANENT
-            };
-            Ok(Action::requeue(retry))
-        }
-        Err(MintError::Kube(source)) => Err(kube_error("write the credentials Secret", source)),
-    }
+    })
+    .await
 }
 
-pub fn error_policy(tp: Arc<TrainingPartition>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.record_error(CONTROLLER, err.reason());
-    tracing::warn!(
-        namespace = tp.namespace().unwrap_or_default(),
-        name = tp.name_any(),
-        error = %err,
-        "reconcile failed"
-    );
+pub fn error_policy(_tp: Arc<TrainingPartition>, err: &Error, ctx: Arc<Context>) -> Action {
+    error::report(&ctx.metrics, CONTROLLER, err);
     Action::requeue(RETRY_TRANSIENT)
 }
 
-struct Reconciler<'a> {
+/// How the steps ended.
+#[derive(Debug)]
+enum Outcome {
+    /// The spec cannot be acted on.
+    Refused(PlanError),
+    /// The session in the Secret matches the spec and is not due: nothing to do.
+    Kept {
+        plan: Plan,
+        held: Held,
+        renew_at: Timestamp,
+    },
+    /// A new session is in the Secret.
+    Minted {
+        plan: Plan,
+        held: Held,
+        reason: MintReason,
+        renew_at: Timestamp,
+    },
+    /// STS refused or failed; `held` is the session still in the Secret.
+    MintFailed {
+        plan: Plan,
+        held: Option<Held>,
+        error: StsError,
+    },
+}
+
+impl Outcome {
+    /// The metric label.
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Refused(_) => "Refused",
+            Self::Kept { .. } => "Kept",
+            Self::Minted { .. } => "Minted",
+            Self::MintFailed { .. } => "MintFailed",
+        }
+    }
+}
+
+/// The pieces every step needs.
+struct Run<'a> {
     tp: &'a TrainingPartition,
     ctx: &'a Context,
-    partitions: &'a Api<TrainingPartition>,
+    api: &'a Api<TrainingPartition>,
     secrets: Api<Secret>,
-    namespace: &'a str,
-    name: &'a str,
+    object: &'a ObjectKey,
 }
 
 enum MintError {
-    Sts(sts::StsError),
+    Sts(StsError),
     Kube(kube::Error),
 }
 
-impl Reconciler<'_> {
+impl<'a> Run<'a> {
+    fn new(
+        tp: &'a TrainingPartition,
+        ctx: &'a Context,
+        api: &'a Api<TrainingPartition>,
+        object: &'a ObjectKey,
+    ) -> Self {
+        Self {
+            tp,
+            ctx,
+            api,
+            secrets: Api::namespaced(ctx.client.clone(), &object.namespace),
+            object,
+        }
+    }
+
+    async fn steps(&self) -> Result<Outcome, Error> {
+        let plan = match plan(&self.object.namespace, &self.object.name, self.tp) {
+            Ok(plan) => plan,
+            Err(err) => return Ok(Outcome::Refused(err)),
+        };
+        let existing = self
+            .secrets
+            .get_opt(&plan.secret_name)
+            .await
+            .map_err(self.object.kube("read the credentials Secret"))?;
+        let held = existing.as_ref().and_then(|s| secret::held(s, self.tp));
+        let uid = self.tp.meta().uid.as_deref().unwrap_or_default();
+        let jitter = renewal::jitter(uid, plan.renew_before, plan.duration);
+        let now = Timestamp::now();
+        let decision = renewal::decide(
+            held.as_ref(),
+            &plan.inputs_hash,
+            plan.renew_before,
+            jitter,
+            now,
+        );
+        let (reason, held) = match (decision, held) {
+            (Decision::Keep { renew_at }, Some(held)) => {
+                return Ok(Outcome::Kept {
+                    plan,
+                    held,
+                    renew_at,
+                });
+            }
+            (Decision::Mint(reason), held) => (reason, held),
+            // `decide` keeps only a held session.
+            (Decision::Keep { .. }, None) => (MintReason::Missing, None),
+        };
+
+        // Due and not renewed yet: counted until a renewal succeeds.
+        let in_window = held.as_ref().is_some_and(|h| h.expires_at > now);
+        self.ctx
+            .metrics
+            .set_expiring(&self.object.path(), in_window && reason == MintReason::Due);
+        match self.mint(&plan, now).await {
+            Ok(minted) => Ok(Outcome::Minted {
+                renew_at: renewal::renew_at(minted.expires_at, plan.renew_before, jitter),
+                plan,
+                held: minted,
+                reason,
+            }),
+            Err(MintError::Sts(error)) => Ok(Outcome::MintFailed { plan, held, error }),
+            Err(MintError::Kube(source)) => {
+                Err(self.object.kube("write the credentials Secret")(source))
+            }
+        }
+    }
+
     /// AssumeRole, then server-side apply the Secret. Returns the session now held.
-    async fn mint(&self, plan: &Plan, now: jiff::Timestamp) -> Result<Held, MintError> {
+    async fn mint(&self, plan: &Plan, now: Timestamp) -> Result<Held, MintError> {
         let request = SessionRequest {
             role_arn: &plan.role_arn,
             session_name: &plan.session_name,
@@ -200,7 +188,7 @@ impl Reconciler<'_> {
             source_identity: &plan.source_identity,
         };
         let started = Instant::now();
-        let issued = sts::assume_role(&self.ctx.aws.sts(&plan.region), &request).await;
+        let issued = sts::assume_role(&self.ctx.aws, &plan.region, &request).await;
         self.ctx
             .metrics
             .assume_role_seconds
@@ -213,7 +201,7 @@ impl Reconciler<'_> {
             .secrets
             .patch(
                 &plan.secret_name,
-                &PatchParams::apply(&field_manager("training-partition")).force(),
+                &PatchParams::apply(managers::CREDENTIALS).force(),
                 &Patch::Apply(&built),
             )
             .await;
@@ -221,8 +209,8 @@ impl Reconciler<'_> {
         let mut applied = applied.map_err(MintError::Kube)?;
         secret::wipe(&mut applied);
         tracing::info!(
-            namespace = self.namespace,
-            name = self.name,
+            namespace = %self.object.namespace,
+            name = %self.object.name,
             session = %plan.session_name,
             expires_at = %session.expiration,
             "credentials written"
@@ -236,65 +224,137 @@ impl Reconciler<'_> {
         })
     }
 
+    /// The one place an outcome becomes metrics, an Event, status and the requeue.
+    async fn conclude(&self, outcome: Outcome) -> Result<Action, Error> {
+        self.ctx.metrics.record_outcome(CONTROLLER, outcome.label());
+        match outcome {
+            Outcome::Kept {
+                plan,
+                held,
+                renew_at,
+            } => {
+                self.ctx.metrics.set_expiring(&self.object.path(), false);
+                self.settle_valid(&plan, &held).await?;
+                Ok(Action::requeue(until(renew_at, Timestamp::now())))
+            }
+            Outcome::Minted {
+                plan,
+                held,
+                reason,
+                renew_at,
+            } => {
+                self.ctx.metrics.set_expiring(&self.object.path(), false);
+                let (event, verb) = match reason {
+                    MintReason::Missing => (events::CREDENTIALS_ISSUED, "issued"),
+                    MintReason::InputsChanged => {
+                        (events::CREDENTIALS_REISSUED, "reissued after a spec change")
+                    }
+                    MintReason::Due => (events::CREDENTIALS_RENEWED, "renewed"),
+                };
+                let note = format!(
+                    "session {} {verb} into Secret {}, valid until {}",
+                    held.session_name,
+                    plan.secret_name,
+                    secret::rfc3339(held.expires_at)
+                );
+                self.publish(EventType::Normal, event, note).await;
+                self.settle_valid(&plan, &held).await?;
+                Ok(Action::requeue(until(renew_at, Timestamp::now())))
+            }
+            Outcome::MintFailed { plan, held, error } => {
+                let reason = error.reason();
+                let message = error.to_string();
+                self.failed(reason.as_str(), message, &plan.secret_name, held.as_ref())
+                    .await?;
+                Ok(Action::requeue(if reason.is_transient() {
+                    RETRY_TRANSIENT
+                } else {
+                    RETRY_PERMANENT
+                }))
+            }
+            Outcome::Refused(err) => {
+                let secret_name = self
+                    .tp
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.credentials.as_ref())
+                    .map_or("", |c| c.secret_name.as_str());
+                self.failed(err.reason(), err.to_string(), secret_name, None)
+                    .await?;
+                Ok(Action::requeue(RETRY_PERMANENT))
+            }
+        }
+    }
+
+    /// A failure: counted, logged, announced once (a failure that persists across
+    /// retries is one Warning, not one per retry) and reported in status.
+    async fn failed(
+        &self,
+        reason: &'static str,
+        message: String,
+        secret_name: &str,
+        held: Option<&Held>,
+    ) -> Result<(), Error> {
+        self.ctx.metrics.record_error(CONTROLLER, reason);
+        tracing::warn!(object = %self.object, reason, error = %message, "credentials not issued");
+        let announced = self
+            .tp
+            .status
+            .as_ref()
+            .is_some_and(|s| condition::is_true_with(&s.conditions, types::DEGRADED, reason));
+        if !announced {
+            self.publish(EventType::Warning, reason, message.clone())
+                .await;
+        }
+        self.write_status(&status::Outcome::Failed {
+            reason,
+            message,
+            secret_name,
+            held,
+        })
+        .await
+    }
+
     /// With valid credentials held: status `Valid`, and the Secret of a previous
     /// `secretName` removed.
     async fn settle_valid(&self, plan: &Plan, held: &Held) -> Result<(), Error> {
-        let kube_error = |action, source| Error::Kube {
-            namespace: self.namespace.to_owned(),
-            name: self.name.to_owned(),
-            action,
-            source,
-        };
-        let outcome = Outcome::Valid {
+        self.write_status(&status::Outcome::Valid {
             secret_name: &plan.secret_name,
             held,
-        };
-        self.write_status(&outcome)
-            .await
-            .map_err(|e| kube_error("write status", e))?;
+        })
+        .await?;
         self.delete_previous_secret(plan)
             .await
-            .map_err(|e| kube_error("delete the previous Secret", e))
+            .map_err(self.object.kube("delete the previous Secret"))
     }
 
-    /// Writes the status when it differs from the current one.
-    async fn write_status(&self, outcome: &Outcome<'_>) -> Result<(), kube::Error> {
-        let current = self.tp.status.as_ref();
+    /// Applies the credentials part of the status when it differs from the current one.
+    async fn write_status(&self, outcome: &status::Outcome<'_>) -> Result<(), Error> {
+        let current = status::owned(self.tp.status.as_ref());
         let next = status::next(
-            current,
+            Some(&current),
             self.tp.meta().generation,
             outcome,
-            jiff::Timestamp::now(),
+            Timestamp::now(),
         );
-        if current == Some(&next) {
+        if next == current {
             return Ok(());
         }
-        let patch = json!({ "status": next });
-        self.partitions
-            .patch_status(self.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
-        Ok(())
+        status_patch::apply(self.api, &self.object.name, managers::CREDENTIALS, &next)
+            .await
+            .map_err(self.object.kube("write status"))
     }
 
-    /// Emits a Warning event unless the Degraded condition already reports this reason
-    /// (so a failure that persists across retries is one event, not one per retry).
-    async fn warn_once(&self, reason: &str, message: &str) {
-        let already = self.tp.status.as_ref().is_some_and(|status| {
-            status
-                .conditions
-                .iter()
-                .any(|c| c.type_ == "Degraded" && c.status == "True" && c.reason == reason)
-        });
-        if !already {
-            self.ctx
-                .publish(
-                    &self.tp.object_ref(&()),
-                    EventType::Warning,
-                    reason,
-                    message.to_owned(),
-                )
-                .await;
-        }
+    async fn publish(&self, type_: EventType, reason: &str, note: String) {
+        self.ctx
+            .publish(
+                &self.tp.object_ref(&()),
+                type_,
+                reason,
+                note,
+                ACTION_RECONCILE,
+            )
+            .await;
     }
 
     /// When `secretName` changed, removes the Secret this partition wrote before.
@@ -317,7 +377,7 @@ impl Reconciler<'_> {
                 .await
             {
                 Ok(_) => {}
-                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(err) if is_not_found(&err) => {}
                 Err(err) => return Err(err),
             }
         }
@@ -326,9 +386,306 @@ impl Reconciler<'_> {
 }
 
 /// The requeue delay until `at` (at least one second, so a clock at the edge cannot spin).
-fn until(at: jiff::Timestamp, now: jiff::Timestamp) -> Duration {
+fn until(at: Timestamp, now: Timestamp) -> Duration {
     let wait = at.duration_since(now);
     Duration::try_from(wait)
         .unwrap_or(Duration::ZERO)
         .max(Duration::from_secs(1))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Exact-call tests: each reconcile path's calls to the apiserver (and to IAM, on a
+    //! loopback server), in order, and nothing else.
+
+    use secrecy::SecretString;
+    use securepipe_cloud::sts::IssuedSession;
+    use securepipe_cloud::{Aws, AwsSettings};
+    use serde_json::{Value, json};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::testing::{ApiServer, mock_client};
+
+    const PARTITION: &str = "/apis/securepipe.io/v1alpha1/namespaces/ml/trainingpartitions/speech";
+    const SECRET: &str = "/api/v1/namespaces/ml/secrets/speech-aws";
+    const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ml/events";
+
+    fn partition(extra_spec: &str) -> TrainingPartition {
+        serde_yaml::from_str(&format!(
+            r#"
+apiVersion: securepipe.io/v1alpha1
+kind: TrainingPartition
+metadata: {{name: speech, namespace: ml, uid: 0f9e-uid, generation: 1, resourceVersion: "5"}}
+spec:
+  bucket: biometrics
+  region: eu-west-1
+  roleArn: "arn:aws:iam::123456789012:role/trainer"
+{extra_spec}"#
+        ))
+        .unwrap()
+    }
+
+    /// A context whose AWS endpoint is `aws_endpoint` (nothing listens on port 9: a test
+    /// that should not call AWS fails if it does).
+    fn context(aws_endpoint: &str) -> (Arc<Context>, ApiServer) {
+        let (client, server) = mock_client();
+        let aws = Aws::with_endpoint(aws_endpoint, "eu-west-1", AwsSettings::default());
+        (
+            Arc::new(Context::new(client, aws, Arc::new(Metrics::new()))),
+            server,
+        )
+    }
+
+    /// The Secret the operator would have written for `tp`, valid for another hour.
+    fn fresh_secret(tp: &TrainingPartition) -> Secret {
+        let plan = plan("ml", "speech", tp).unwrap();
+        let now = Timestamp::now();
+        let session = IssuedSession {
+            access_key_id: "ASIAEXAMPLE".to_owned(),
+            secret_access_key: SecretString::from("secret"),
+            session_token: SecretString::from("token"),
+            expiration: now + jiff::SignedDuration::from_hours(1),
+            assumed_role_arn: "arn:aws:sts::123456789012:assumed-role/trainer/sp-ml-speech"
+                .to_owned(),
+        };
+        secret::build(tp, &plan, &session, now)
+    }
+
+    fn condition<'v>(status: &'v Value, type_: &str) -> &'v Value {
+        status["conditions"]
+            .as_array()
+            .and_then(|all| all.iter().find(|c| c["type"] == type_))
+            .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
+    }
+
+    fn outcomes(ctx: &Context, outcome: &'static str) -> u64 {
+        ctx.metrics
+            .reconcile_outcomes
+            .get_or_create(&crate::metrics::OutcomeLabels {
+                controller: CONTROLLER,
+                outcome,
+            })
+            .get()
+    }
+
+    #[tokio::test]
+    async fn a_fresh_session_is_kept_and_only_the_credentials_status_is_applied() {
+        let tp = partition("");
+        let (ctx, mut server) = context("http://127.0.0.1:9");
+        let reconciling = tokio::spawn(reconcile(Arc::new(tp.clone()), ctx.clone()));
+
+        let read = server.expect("GET", SECRET).await;
+        let secret = fresh_secret(&tp);
+        read.ok(&serde_json::to_value(&secret).unwrap());
+
+        let apply = server
+            .expect("PATCH", &format!("{PARTITION}/status?"))
+            .await;
+        assert!(
+            apply.uri.contains("fieldManager=securepipe%2Fcredentials")
+                && apply.uri.contains("force=true"),
+            "{}",
+            apply.uri
+        );
+        assert_eq!(apply.body["apiVersion"], "securepipe.io/v1alpha1");
+        assert_eq!(apply.body["kind"], "TrainingPartition");
+        let status = &apply.body["status"];
+        assert_eq!(status["observedGeneration"], 1);
+        assert_eq!(condition(status, "Ready")["reason"], "CredentialsValid");
+        assert_eq!(condition(status, "Degraded")["status"], "False");
+        assert_eq!(status["credentials"]["secretName"], "speech-aws");
+        assert!(status.get("extraction").is_none(), "{status}");
+        apply.ok(&serde_json::to_value(&tp).unwrap());
+
+        let action = reconciling.await.unwrap().unwrap();
+        assert_ne!(action, Action::await_change());
+        server.expect_no_more();
+        assert_eq!(outcomes(&ctx, "Kept"), 1);
+        assert_eq!(ctx.metrics.credentials_minted.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_status_is_not_written_again() {
+        let mut tp = partition("");
+        let secret = fresh_secret(&tp);
+        let held = secret::held(&secret, &tp).unwrap();
+        tp.status = Some(status::next(
+            None,
+            Some(1),
+            &status::Outcome::Valid {
+                secret_name: "speech-aws",
+                held: &held,
+            },
+            Timestamp::now(),
+        ));
+        let (ctx, mut server) = context("http://127.0.0.1:9");
+        let reconciling = tokio::spawn(reconcile(Arc::new(tp), ctx.clone()));
+        server
+            .expect("GET", SECRET)
+            .await
+            .ok(&serde_json::to_value(&secret).unwrap());
+        reconciling.await.unwrap().unwrap();
+        server.expect_no_more();
+    }
+
+    #[tokio::test]
+    async fn a_spec_it_cannot_act_on_is_announced_once_and_reported() {
+        let tp = partition("  credentials: {duration: 5m}\n");
+        let (ctx, mut server) = context("http://127.0.0.1:9");
+        let reconciling = tokio::spawn(reconcile(Arc::new(tp.clone()), ctx.clone()));
+
+        let event = server.expect("POST", EVENTS).await;
+        assert_eq!(event.body["type"], "Warning");
+        assert_eq!(event.body["reason"], "InvalidSpec");
+        let body = event.body.clone();
+        event.ok(&body);
+        let apply = server
+            .expect("PATCH", &format!("{PARTITION}/status?"))
+            .await;
+        let status = apply.body["status"].clone();
+        assert_eq!(condition(&status, "Degraded")["reason"], "InvalidSpec");
+        assert_eq!(condition(&status, "Ready")["status"], "False");
+        apply.ok(&serde_json::to_value(&tp).unwrap());
+        reconciling.await.unwrap().unwrap();
+        server.expect_no_more();
+        assert_eq!(outcomes(&ctx, "Refused"), 1);
+
+        // Again with that status: no second Warning, no write.
+        let mut reported = tp;
+        reported.status = Some(serde_json::from_value(status).unwrap());
+        reconcile(Arc::new(reported), ctx.clone()).await.unwrap();
+        server.expect_no_more();
+    }
+
+    #[tokio::test]
+    async fn revoke_on_delete_adds_the_finalizer_before_anything_else() {
+        let tp = partition("  credentials: {revokeOnDelete: true}\n");
+        let (ctx, mut server) = context("http://127.0.0.1:9");
+        let reconciling = tokio::spawn(reconcile(Arc::new(tp.clone()), ctx));
+        let add = server.expect("PATCH", &format!("{PARTITION}?")).await;
+        assert!(
+            add.body.to_string().contains(revoke::FINALIZER),
+            "{}",
+            add.body
+        );
+        let mut finalized = tp;
+        finalized.metadata.finalizers = Some(vec![revoke::FINALIZER.to_owned()]);
+        add.ok(&serde_json::to_value(&finalized).unwrap());
+        assert_eq!(reconciling.await.unwrap().unwrap(), Action::await_change());
+        server.expect_no_more();
+    }
+
+    #[tokio::test]
+    async fn a_finalizer_the_spec_no_longer_asks_for_is_removed() {
+        let mut tp = partition("");
+        tp.metadata.finalizers = Some(vec![
+            "other.io/keep".to_owned(),
+            revoke::FINALIZER.to_owned(),
+        ]);
+        let (ctx, mut server) = context("http://127.0.0.1:9");
+        let reconciling = tokio::spawn(reconcile(Arc::new(tp.clone()), ctx));
+        let remove = server.expect("PATCH", &format!("{PARTITION}?")).await;
+        assert_eq!(
+            remove.body,
+            json!({"metadata": {"finalizers": ["other.io/keep"], "resourceVersion": "5"}})
+        );
+        remove.ok(&serde_json::to_value(&tp).unwrap());
+        assert_eq!(reconciling.await.unwrap().unwrap(), Action::await_change());
+        server.expect_no_more();
+    }
+
+    fn deleted(role_arn: &str) -> TrainingPartition {
+        let mut tp = partition("  credentials: {revokeOnDelete: true}\n");
+        tp.spec.role_arn = role_arn.into();
+        tp.metadata.finalizers = Some(vec![revoke::FINALIZER.to_owned()]);
+        tp.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "2026-11-30T05:00:00Z".parse().unwrap(),
+            ));
+        tp
+    }
+
+    #[tokio::test]
+    async fn a_failed_revocation_keeps_the_finalizer() {
+        // Not a role ARN: refused before any AWS call.
+        let tp = deleted("arn:aws:iam::123456789012:user/alice");
+        let (ctx, mut server) = context("http://127.0.0.1:9");
+        let reconciling = tokio::spawn(reconcile(Arc::new(tp), ctx));
+        let event = server.expect("POST", EVENTS).await;
+        assert_eq!(event.body["type"], "Warning");
+        assert_eq!(event.body["reason"], "RevocationFailed");
+        let body = event.body.clone();
+        event.ok(&body);
+        let err = reconciling.await.unwrap().unwrap_err();
+        assert_eq!(err.reason(), "InvalidRequest");
+        server.expect_no_more();
+    }
+
+    /// Answers one IAM request with success and returns its form body.
+    async fn iam_once(listener: tokio::net::TcpListener) -> String {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        let mut chunk = [0_u8; 8192];
+        let body_start = loop {
+            let read = stream.read(&mut chunk).await.unwrap();
+            assert!(read > 0, "IAM request ended early");
+            request.extend_from_slice(&chunk[..read]);
+            if let Some(at) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&request[..body_start]).to_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(0);
+        while request.len() < body_start + length {
+            let read = stream.read(&mut chunk).await.unwrap();
+            assert!(read > 0, "IAM request body ended early");
+            request.extend_from_slice(&chunk[..read]);
+        }
+        let answer = r#"<PutRolePolicyResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><ResponseMetadata><RequestId>7a62c49f</RequestId></ResponseMetadata></PutRolePolicyResponse>"#;
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+            answer.len()
+        );
+        stream.write_all(response.as_bytes()).await.unwrap();
+        String::from_utf8_lossy(&request[body_start..]).into_owned()
+    }
+
+    #[tokio::test]
+    async fn a_revocation_writes_the_deny_policy_then_releases_the_object() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let iam = tokio::spawn(iam_once(listener));
+        let tp = deleted("arn:aws:iam::123456789012:role/trainer");
+        let (ctx, mut server) = context(&endpoint);
+        let reconciling = tokio::spawn(reconcile(Arc::new(tp.clone()), ctx));
+
+        let form = iam.await.unwrap();
+        assert!(form.contains("Action=PutRolePolicy"), "{form}");
+        assert!(form.contains("RoleName=trainer"), "{form}");
+        assert!(
+            form.contains("PolicyName=securepipe-revoke.ml.speech"),
+            "{form}"
+        );
+        let event = server.expect("POST", EVENTS).await;
+        assert_eq!(event.body["reason"], "SessionsRevoked");
+        let body = event.body.clone();
+        event.ok(&body);
+        let release = server.expect("PATCH", &format!("{PARTITION}?")).await;
+        assert!(
+            release.body.to_string().contains("remove"),
+            "{}",
+            release.body
+        );
+        let mut released = tp;
+        released.metadata.finalizers = None;
+        release.ok(&serde_json::to_value(&released).unwrap());
+        assert_eq!(reconciling.await.unwrap().unwrap(), Action::await_change());
+        server.expect_no_more();
+    }
 }

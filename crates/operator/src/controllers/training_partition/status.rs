@@ -5,7 +5,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use securepipe_api::TrainingPartitionStatus;
-use securepipe_api::condition::{self, Desired, Status, types};
+use securepipe_api::condition::{self, Desired, Status, reasons, types};
 use securepipe_api::training_partition::CredentialsStatus;
 
 use super::renewal::Held;
@@ -27,14 +27,38 @@ pub enum Outcome<'a> {
     },
 }
 
-/// The new status, keeping fields this controller does not own (extraction counters).
+/// The conditions the credentials concern owns.
+const CONDITIONS: [&str; 3] = [types::READY, types::CREDENTIALS_ISSUED, types::DEGRADED];
+
+/// The part of a status the credentials concern writes (field manager
+/// `securepipe/credentials`): `observedGeneration`, its conditions and `credentials`.
+/// Other concerns' fields (extraction counters) are not in it, so applying it leaves them
+/// alone.
+pub fn owned(current: Option<&TrainingPartitionStatus>) -> TrainingPartitionStatus {
+    let Some(current) = current else {
+        return TrainingPartitionStatus::default();
+    };
+    TrainingPartitionStatus {
+        observed_generation: current.observed_generation,
+        conditions: current
+            .conditions
+            .iter()
+            .filter(|c| CONDITIONS.contains(&c.type_.as_str()))
+            .cloned()
+            .collect(),
+        credentials: current.credentials.clone(),
+        extraction: None,
+    }
+}
+
+/// The credentials part of the status after `outcome`, from the part as it is.
 pub fn next(
     current: Option<&TrainingPartitionStatus>,
     generation: Option<i64>,
     outcome: &Outcome<'_>,
     now: jiff::Timestamp,
 ) -> TrainingPartitionStatus {
-    let mut status = current.cloned().unwrap_or_default();
+    let mut status = owned(current);
     status.observed_generation = generation;
     let now_time = Time(now);
     let mut set = |type_, status_: Status, reason, message: String| {
@@ -56,7 +80,7 @@ pub fn next(
             set(
                 types::READY,
                 Status::True,
-                "CredentialsValid",
+                reasons::CREDENTIALS_VALID,
                 format!("session {} valid until {expires}", held.session_name),
             );
             // The same reason whether this reconcile minted or found the session: a
@@ -64,10 +88,15 @@ pub fn next(
             set(
                 types::CREDENTIALS_ISSUED,
                 Status::True,
-                "Issued",
+                reasons::ISSUED,
                 format!("session {} valid until {expires}", held.session_name),
             );
-            set(types::DEGRADED, Status::False, "AsExpected", String::new());
+            set(
+                types::DEGRADED,
+                Status::False,
+                reasons::AS_EXPECTED,
+                String::new(),
+            );
         }
         Outcome::Failed {
             reason,
@@ -79,7 +108,7 @@ pub fn next(
                 Some(held) => set(
                     types::READY,
                     Status::True,
-                    "CredentialsValid",
+                    reasons::CREDENTIALS_VALID,
                     format!(
                         "session {} still valid until {}; renewal failing",
                         held.session_name,
@@ -175,6 +204,51 @@ mod tests {
             "2026-11-23T10:05:00Z".parse().unwrap(),
         );
         assert_eq!(first, second);
+    }
+
+    #[test]
+    fn only_the_credentials_part_is_written() {
+        let held = held();
+        let mut current = next(
+            None,
+            Some(1),
+            &Outcome::Valid {
+                secret_name: "speech-aws",
+                held: &held,
+            },
+            "2026-11-23T10:00:01Z".parse().unwrap(),
+        );
+        current.extraction = Some(securepipe_api::training_partition::ExtractionStatus {
+            shredded: 7,
+            ..Default::default()
+        });
+        condition::set(
+            &mut current.conditions,
+            Desired {
+                type_: "Extracted",
+                status: Status::True,
+                reason: "AllShredded",
+                message: String::new(),
+            },
+            Some(1),
+            Time("2026-11-23T10:00:02Z".parse().unwrap()),
+        );
+        let mine = owned(Some(&current));
+        assert_eq!(mine.extraction, None);
+        assert_eq!(mine.conditions.len(), 3);
+        assert!(condition::find(&mine.conditions, "Extracted").is_none());
+        assert_eq!(mine.credentials, current.credentials);
+        // Nothing changed for this concern: the same part comes out, so no patch is sent.
+        let again = next(
+            Some(&current),
+            Some(1),
+            &Outcome::Valid {
+                secret_name: "speech-aws",
+                held: &held,
+            },
+            "2026-11-23T10:05:00Z".parse().unwrap(),
+        );
+        assert_eq!(again, mine);
     }
 
     #[test]

@@ -1,0 +1,42 @@
+//! The session tags that identify whose session it is. Minting sets them, revocation
+//! denies by them and every Job's session carries them: the keys are spelled here only.
+
+use std::collections::BTreeMap;
+
+/// The partition whose data the session reaches.
+pub const PARTITION: &str = "securepipe:partition";
+/// The namespace of the TrainingPartition the session was minted for.
+pub const NAMESPACE: &str = "securepipe:namespace";
+/// The name of that TrainingPartition.
+pub const NAME: &str = "securepipe:name";
+
+/// The three identifying tags of a partition's session.
+pub fn identifying(namespace: &str, name: &str, partition: &str) -> BTreeMap<String, String> {
+    [(PARTITION, partition), (NAMESPACE, namespace), (NAME, name)]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect()
+}
+
+/// The IAM condition key that matches a session tag, `aws:PrincipalTag/<key>`.
+pub fn principal_tag(key: &str) -> String {
+    format!("aws:PrincipalTag/{key}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_is_identified_by_partition_namespace_and_name() {
+        let tags = identifying("ml", "speech", "p1");
+        assert_eq!(tags.len(), 3);
+        assert_eq!(tags["securepipe:partition"], "p1");
+        assert_eq!(tags["securepipe:namespace"], "ml");
+        assert_eq!(tags["securepipe:name"], "speech");
+        assert_eq!(
+            principal_tag(PARTITION),
+            "aws:PrincipalTag/securepipe:partition"
+        );
+    }
+}
