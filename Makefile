@@ -110,10 +110,11 @@ image:
 	tests/env/image.sh securepipe target/release/securepipe
 
 ## What `make test` runs on the node: the same image from the debug binary it builds anyway
-## (a release build takes far longer on 2 cores), and the suites' AWS probe.
+## (a release build takes far longer on 2 cores), and the suites' AWS probe (an example of
+## the tests crate, built as `cargo test --workspace` builds it, so nothing is built twice).
 stack-test: node-images
 node-images:
 	$(CARGO) build --locked -p securepipe-cli
-	$(CARGO) build --workspace --locked --examples
+	$(CARGO) test --workspace --locked --no-run
 	tests/env/image.sh securepipe target/debug/securepipe
 	tests/env/image.sh probe target/debug/examples/aws_probe

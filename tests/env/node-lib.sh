@@ -13,8 +13,10 @@ SP_NODE_NAME="securepipe-node"
 SP_BRIDGE="spbr-$SP_NODE_ID"
 SP_CNI_NETWORK="securepipe-$SP_NODE_ID"
 SP_CGROUP_ROOT="securepipe-$SP_NODE_ID"
-# A /24 for Pods; the host's end of the bridge is .1. Pods get no default route.
-SP_POD_CIDR="${SECUREPIPE_POD_CIDR:-10.244.0.0/24}"
+# A /24 for Pods, 10.244.<first byte of the same hash>.0/24, so a bridge left behind by
+# another tree's stack (a killed session) does not claim the same subnet. The host's end
+# of the bridge is .1. Pods get no default route.
+SP_POD_CIDR="${SECUREPIPE_POD_CIDR:-10.244.$((16#${SP_NODE_ID:0:2})).0/24}"
 SP_NODE_ADDRESS="${SP_POD_CIDR%.*}.1"
 
 SP_CNI_BIN_DIR=/usr/lib/cni

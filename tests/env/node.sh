@@ -113,6 +113,10 @@ node_images() {
 
 # --- network ------------------------------------------------------------------------
 bridge_up() {
+    local route
+    route="$(ip -o route show "$SP_POD_CIDR" | grep -v " dev $SP_BRIDGE " || true)"
+    [ -z "$route" ] ||
+        sp_die "the pod subnet $SP_POD_CIDR is already routed ($route): another stack's node? Run its down.sh, or set SECUREPIPE_POD_CIDR"
     if ! ip link show "$SP_BRIDGE" >/dev/null 2>&1; then
         ip link add name "$SP_BRIDGE" type bridge
     fi
@@ -327,6 +331,14 @@ kill_pids() { # SIGNAL PID...
 
 node_stop() {
     local pids shim_pids sockets sandboxes i
+    # Nothing of this stack's node is there: leave the host-wide paths below alone (a
+    # node of another stack may be using them).
+    if [ ! -d "$SP_NODE_DIR" ] && [ -z "$(cgroup_dirs)" ] && ! ip link show "$SP_BRIDGE" >/dev/null 2>&1; then
+        for name in kubelet kube-scheduler node-relay containerd; do
+            sp_stop "$name"
+        done
+        return 0
+    fi
     # 1. Nothing may restart containers: the kubelet goes first, then the scheduler.
     sp_stop kubelet
     sp_stop kube-scheduler
