@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the local node needs from Debian's packages, when missing: containerd,
-# runc, the CNI plugins (bridge, host-local, loopback), busybox-static (the test image)
-# and gcc (the static sandbox "pause" binary). Idempotent: does nothing (no apt-get
-# update either) when every tool is present. Needs root, as the node does.
+# runc, the CNI plugins (bridge, host-local, loopback), busybox-static (the test image),
+# gcc (the static sandbox "pause" binary), iproute2, util-linux and jq (image specs).
+# Idempotent: does nothing (no apt-get update either) when every package is installed.
+# Needs root, as the node does.
 set -euo pipefail
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 sp_lock "$SP_CACHE/.install-node.lock"
 
-PACKAGES="containerd runc containernetworking-plugins busybox-static gcc iproute2 util-linux"
+PACKAGES="containerd runc containernetworking-plugins busybox-static gcc iproute2 util-linux jq"
 missing=()
 for pkg in $PACKAGES; do
     case "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" in
