@@ -322,6 +322,18 @@ node_start() {
 }
 
 # --- stop ---------------------------------------------------------------------------
+# PIDs of the containerd shims started for this node: their arguments name its socket.
+shims_of_this_node() {
+    local cmdline pid
+    for cmdline in /proc/[0-9]*/cmdline; do
+        pid="${cmdline#/proc/}"
+        pid="${pid%/cmdline}"
+        case "$(tr '\0' '\n' 2>/dev/null <"$cmdline" | grep -Fx -A1 -- -address)" in
+            *$'\n'"$SP_CONTAINERD_SOCK") echo "$pid" ;;
+        esac
+    done
+}
+
 kill_pids() { # SIGNAL PID...
     local sig=$1
     shift
@@ -367,9 +379,12 @@ node_stop() {
         mapfile -t sandboxes < <(ls "$SP_CONTAINERD_STATE/io.containerd.grpc.v1.cri/sandboxes")
     fi
     sp_stop containerd
+    # Also a shim whose bundle containerd already removed (containerd 1.6 can leave one
+    # behind for a deleted Pod): the one that serves this node's socket.
+    mapfile -t -O "${#shim_pids[@]}" shim_pids < <(shims_of_this_node)
     for pid in "${shim_pids[@]}"; do
         # Only a process that still is a containerd shim.
-        case "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" in
+        case "$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")" in
             *containerd-shim*) kill -KILL "$pid" 2>/dev/null || true ;;
         esac
     done
@@ -411,6 +426,7 @@ node_stop() {
 leftovers() {
     local left=()
     [ -z "$(cgroup_dirs)" ] || left+=("cgroups $(cgroup_dirs | tr '\n' ' ')")
+    [ -z "$(shims_of_this_node)" ] || left+=("containerd shims $(shims_of_this_node | tr '\n' ' ')")
     ! ip link show "$SP_BRIDGE" >/dev/null 2>&1 || left+=("bridge $SP_BRIDGE")
     ! grep -q " $SP_NODE_DIR/" /proc/self/mountinfo || left+=("mounts under $SP_NODE_DIR")
     [ ! -e "$SP_NODE_DIR" ] || left+=("$SP_NODE_DIR")
