@@ -322,15 +322,22 @@ node_start() {
 }
 
 # --- stop ---------------------------------------------------------------------------
-# PIDs of the containerd shims started for this node: their arguments name its socket.
+# "PID SOCKET" of each containerd shim started for this node (its arguments name this
+# node's socket); containerd 1.6 puts a shim's socket at /run/containerd/s/<sha256 of
+# "<containerd socket>/<namespace>/<id>">.
 shims_of_this_node() {
-    local cmdline pid
+    local cmdline pid args id
     for cmdline in /proc/[0-9]*/cmdline; do
         pid="${cmdline#/proc/}"
         pid="${pid%/cmdline}"
-        case "$(tr '\0' '\n' 2>/dev/null <"$cmdline" | grep -Fx -A1 -- -address)" in
-            *$'\n'"$SP_CONTAINERD_SOCK") echo "$pid" ;;
+        args="$(tr '\0' '\n' 2>/dev/null <"$cmdline")" || continue
+        case "$(grep -Fx -A1 -- -address <<<"$args")" in
+            *$'\n'"$SP_CONTAINERD_SOCK") ;;
+            *) continue ;;
         esac
+        id="$(grep -Fx -A1 -- -id <<<"$args" | tail -n 1)"
+        printf '%s /run/containerd/s/%s\n' "$pid" \
+            "$(printf '%s' "$SP_CONTAINERD_SOCK/k8s.io/$id" | sha256sum | cut -d' ' -f1)"
     done
 }
 
@@ -381,7 +388,10 @@ node_stop() {
     sp_stop containerd
     # Also a shim whose bundle containerd already removed (containerd 1.6 can leave one
     # behind for a deleted Pod): the one that serves this node's socket.
-    mapfile -t -O "${#shim_pids[@]}" shim_pids < <(shims_of_this_node)
+    while read -r pid socket; do
+        shim_pids+=("$pid")
+        sockets+=("$socket")
+    done < <(shims_of_this_node)
     for pid in "${shim_pids[@]}"; do
         # Only a process that still is a containerd shim.
         case "$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")" in
