@@ -17,20 +17,21 @@ kubectl wait --for=condition=Established --timeout=60s crd/trainingpartitions.se
 step "Starting the operator as system:serviceaccount:securepipe-system:securepipe-operator"
 kubectl apply --server-side -f config/rbac/ >/dev/null
 operator_kubeconfig=target/env/demo-operator.kubeconfig
+demo_port=${SECUREPIPE_DEMO_PORT:-18080} # the demo operator's health and metrics, on loopback
 tests/env/operator-kubeconfig.sh "$KUBECONFIG" "$operator_kubeconfig"
 operator_log=target/env/logs/demo-operator.log
 KUBECONFIG=$operator_kubeconfig RUST_LOG=info target/debug/securepipe operator \
-  --namespace securepipe-demo --lease-namespace securepipe-system --listen 127.0.0.1:18080 \
+  --namespace securepipe-demo --lease-namespace securepipe-system --listen 127.0.0.1:$demo_port \
   --s3-force-path-style \
   >"$operator_log" 2>&1 &
 operator_pid=$!
 trap 'kill -TERM "$operator_pid" 2>/dev/null || true; wait "$operator_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
-  curl -fsS http://127.0.0.1:18080/readyz >/dev/null 2>&1 && break
+  curl -fsS http://127.0.0.1:$demo_port/readyz >/dev/null 2>&1 && break
   kill -0 "$operator_pid" 2>/dev/null || { cat "$operator_log" >&2; exit 1; }
   sleep 0.2
 done
-curl -fsS http://127.0.0.1:18080/readyz && echo " (pid $operator_pid, log $operator_log)"
+curl -fsS http://127.0.0.1:$demo_port/readyz && echo " (pid $operator_pid, log $operator_log)"
 # --- Operator (end) -----------------------------------------------------------------------
 
 # --- RetentionPolicy: buckets (begin) ---------------------------------------------------
@@ -87,7 +88,7 @@ AWS_ACCESS_KEY_ID=$(field AWS_ACCESS_KEY_ID) AWS_SECRET_ACCESS_KEY=$(field AWS_S
 step "Events"
 kubectl get events -n securepipe-demo --sort-by=.metadata.creationTimestamp | tail -15
 step "Operator metrics (excerpt)"
-curl -fsS http://127.0.0.1:18080/metrics | grep -E '^securepipe_(reconciles|credentials_minted|assume_role_seconds_count)'
+curl -fsS http://127.0.0.1:$demo_port/metrics | grep -E '^securepipe_(reconciles|credentials_minted|assume_role_seconds_count)'
 # --- TrainingPartition: credentials (end) -----------------------------------------------
 
 step "An invalid resource is rejected at admission, naming the field"

@@ -11,6 +11,7 @@ sp_lock "$SP_ENV_DIR/.lock"
 # leave), clients of the apiserver next, etcd last.
 "$SP_ENV_SRC/node.sh" stop
 sp_localstack_stop
+sp_stop seaweedfs
 for name in kube-controller-manager kube-apiserver etcd; do
     sp_stop "$name"
 done
