@@ -60,7 +60,7 @@ crds:
 	$(CARGO) run --quiet --locked -p securepipe-cli -- crdgen --output-dir crds
 
 ## Runs the operator on the local stack with the example resources and shows what it did.
-demo: stack-up binary
+demo: stack-up binary node-images
 	tests/demo.sh
 
 ## A coverage-guided fuzz run of the envelope message parser (nightly + cargo-fuzz, installed
@@ -103,3 +103,22 @@ e2e-kind:
 
 e2e-kind-optional:
 	SECUREPIPE_E2E_OPTIONAL=1 tests/e2e/kind.sh
+
+## The image the Dockerfile describes, without a Docker engine: an OCI archive
+## (target/image/securepipe.oci.tar) of the release binary, its shared libraries, passwd
+## and CA files, imported into the local node when it runs (tests/env/image.sh). The
+## Dockerfile stays the way to build it on a Docker host; tests/stack/node.rs checks that
+## both describe the same entrypoint, user and labels.
+.PHONY: image node-images
+image:
+	$(CARGO) build --release --locked -p securepipe-cli
+	tests/env/image.sh securepipe target/release/securepipe
+
+## What `make test` runs on the node: the same image from the debug binary it builds anyway
+## (a release build takes far longer on 2 cores), and the suites' AWS probe (an example of
+## the tests crate: `make unit` built it already, with the same features).
+stack-test: node-images
+node-images: binary
+	$(CARGO) test --workspace --locked --no-run
+	tests/env/image.sh securepipe target/debug/securepipe
+	tests/env/image.sh probe target/debug/examples/aws_probe

@@ -109,3 +109,42 @@ kubectl get rp -n securepipe-demo
 step "The lifecycle configuration of bucket biometrics-prod (aws s3api get-bucket-lifecycle-configuration)"
 "$AWS_CLI" s3api get-bucket-lifecycle-configuration --bucket biometrics-prod
 # --- RetentionPolicy: the biometric layout's lifecycle document (end) -------------------
+
+# --- The node: a Pod uses the TrainingPartition's credentials (begin) --------------------
+# A real Pod on the local stack's node (tests/env/node.sh) mounts voice-prod's Secret and
+# runs the AWS probe (image securepipe-probe:local, `make node-images`); the SDK's standard
+# chain reads the mounted config, whose credential_process cats the mounted JSON.
+if [ -n "${SECUREPIPE_NODE_NAME:-}" ]; then
+  step "A Pod on node $SECUREPIPE_NODE_NAME uses $secret through credential_process"
+  kubectl delete pod whoami -n securepipe-demo --ignore-not-found --wait=true >/dev/null
+  kubectl apply -n securepipe-demo -f - <<YAML
+apiVersion: v1
+kind: Pod
+metadata: { name: whoami }
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: RuntimeDefault } }
+  containers:
+    - name: probe
+      image: docker.io/library/securepipe-probe:local
+      imagePullPolicy: Never
+      args: [identity]
+      env:
+        - { name: AWS_CONFIG_FILE, value: /var/run/securepipe/aws/config }
+        - { name: AWS_ENDPOINT_URL, value: "$SECUREPIPE_POD_AWS_ENDPOINT_URL" }
+      securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: [ALL] } }
+      volumeMounts:
+        - { name: aws, mountPath: /var/run/securepipe/aws, readOnly: true }
+  volumes:
+    - name: aws
+      secret: { secretName: $secret }
+YAML
+  kubectl wait -n securepipe-demo --for=jsonpath='{.status.phase}'=Succeeded --timeout=60s pod/whoami
+  kubectl get pod whoami -n securepipe-demo -o wide
+  echo "its output (the access key id and the partition's assumed-role session):"
+  kubectl logs whoami -n securepipe-demo
+else
+  step "No node in this stack (SECUREPIPE_NODE=0): the Pod part is skipped"
+fi
+# --- The node: a Pod uses the TrainingPartition's credentials (end) ----------------------

@@ -224,8 +224,11 @@ sp_localstack_launch() {
     cp -R "$SP_ENV_SRC/localstack-init" "$data/fs/etc/localstack/init"
     # Host mode (this machine may look like a container to LocalStack), no
     # Docker, no persistence, no DNS server, no downloads, no analytics.
+    # hypercorn: LocalStack 4.4.0's default (twisted) server ignores the host of
+    # GATEWAY_LISTEN and listens on every interface.
     sp_start localstack env \
         GATEWAY_LISTEN="127.0.0.1:$LOCALSTACK_PORT" \
+        GATEWAY_SERVER=hypercorn \
         SERVICES=s3,sts,kms,iam \
         PERSISTENCE=0 \
         DNS_ADDRESS=0 \
