@@ -46,7 +46,7 @@ node_pki() {
     fi
     # Pods reach the apiserver through the relay on the bridge address: the serving
     # certificate must name it (stacks created before the node lack it).
-    if ! openssl x509 -in serving.crt -noout -checkip "$SP_NODE_ADDRESS" | grep -q 'does match'; then
+    if [[ "$(openssl x509 -in serving.crt -noout -checkip "$SP_NODE_ADDRESS")" != *"does match"* ]]; then
         openssl req -new -key serving.key -subj "/CN=kube-apiserver" -out serving.csr
         printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
             "extendedKeyUsage=serverAuth" \
@@ -120,8 +120,12 @@ bridge_up() {
     if ! ip link show "$SP_BRIDGE" >/dev/null 2>&1; then
         ip link add name "$SP_BRIDGE" type bridge
     fi
-    ip addr show dev "$SP_BRIDGE" | grep -q "inet $SP_NODE_ADDRESS/" ||
-        ip addr add "$SP_NODE_ADDRESS/${SP_POD_CIDR#*/}" dev "$SP_BRIDGE"
+    # Captured first: grep -q closing the pipe early would trip pipefail, and a second
+    # `up.sh` (make demo after make stack-up) would add the address again and fail.
+    case "$(ip -o -4 addr show dev "$SP_BRIDGE")" in
+    *"inet $SP_NODE_ADDRESS/"*) ;;
+    *) ip addr add "$SP_NODE_ADDRESS/${SP_POD_CIDR#*/}" dev "$SP_BRIDGE" ;;
+    esac
     ip link set "$SP_BRIDGE" up
 }
 
