@@ -179,7 +179,7 @@ spec:
         assert_eq!(plan.secret_name, "speech-aws");
         assert_eq!(plan.duration, Duration::from_secs(3600));
         assert_eq!(plan.renew_before, Duration::from_secs(1200));
-        assert_eq!(plan.session_name, "sp-ml-speech");
+        assert_eq!(plan.session_name, "sp-ml@speech");
         assert_eq!(plan.source_identity, "ml@speech");
         assert!(
             plan.policy

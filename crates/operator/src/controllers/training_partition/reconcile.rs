@@ -447,7 +447,7 @@ spec:
             secret_access_key: SecretString::from("secret"),
             session_token: SecretString::from("token"),
             expiration: now + jiff::SignedDuration::from_hours(1),
-            assumed_role_arn: "arn:aws:sts::123456789012:assumed-role/trainer/sp-ml-speech"
+            assumed_role_arn: "arn:aws:sts::123456789012:assumed-role/trainer/sp-ml@speech"
                 .to_owned(),
         };
         secret::build(tp, &plan, &session, now)

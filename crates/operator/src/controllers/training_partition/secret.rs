@@ -172,7 +172,7 @@ spec: {bucket: biometrics, region: eu-west-1, roleArn: "arn:aws:iam::12345678901
             secret_access_key: SecretString::from("wJalrXUtnFEMI/K7MDENG"),
             session_token: SecretString::from("FwoGZXIvYXdzEXAMPLETOKEN"),
             expiration: "2026-11-23T11:00:00Z".parse().unwrap(),
-            assumed_role_arn: "arn:aws:sts::123456789012:assumed-role/trainer/sp-ml-speech"
+            assumed_role_arn: "arn:aws:sts::123456789012:assumed-role/trainer/sp-ml@speech"
                 .to_owned(),
         }
     }
@@ -236,7 +236,7 @@ spec: {bucket: biometrics, region: eu-west-1, roleArn: "arn:aws:iam::12345678901
         assert_eq!(held.expires_at, "2026-11-23T11:00:00Z".parse().unwrap());
         assert_eq!(held.inputs_hash, plan.inputs_hash);
         assert_eq!(held.access_key_id, "ASIAEXAMPLE");
-        assert_eq!(held.session_name, "sp-ml-speech");
+        assert_eq!(held.session_name, "sp-ml@speech");
     }
 
     #[test]
