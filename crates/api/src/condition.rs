@@ -25,6 +25,8 @@ pub mod reasons {
     pub const INVALID_SPEC: &str = "InvalidSpec";
     /// The session policy would exceed what STS accepts.
     pub const POLICY_TOO_LARGE: &str = "PolicyTooLarge";
+    /// `secretName` names a Secret securepipe did not create for this TrainingPartition.
+    pub const SECRET_CONFLICT: &str = "SecretConflict";
 
     // Both kinds
     /// `Degraded` false: nothing needs attention.

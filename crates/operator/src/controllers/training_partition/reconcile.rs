@@ -14,7 +14,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer;
 use securepipe_api::TrainingPartition;
-use securepipe_api::condition::{self, types};
+use securepipe_api::condition::{self, reasons, types};
 use securepipe_cloud::sts::{self, SessionRequest, StsError};
 
 use super::super::error::{self, is_not_found};
@@ -61,6 +61,9 @@ pub fn error_policy(_tp: Arc<TrainingPartition>, err: &Error, ctx: Arc<Context>)
 enum Outcome {
     /// The spec cannot be acted on.
     Refused(PlanError),
+    /// `secretName` names a Secret securepipe did not create for this TrainingPartition:
+    /// nothing is minted and the Secret is not touched.
+    SecretConflict { plan: Plan },
     /// The session in the Secret matches the spec and is not due: nothing to do.
     Kept {
         plan: Plan,
@@ -87,6 +90,7 @@ impl Outcome {
     fn label(&self) -> &'static str {
         match self {
             Self::Refused(_) => "Refused",
+            Self::SecretConflict { .. } => "SecretConflict",
             Self::Kept { .. } => "Kept",
             Self::Minted { .. } => "Minted",
             Self::MintFailed { .. } => "MintFailed",
@@ -134,6 +138,12 @@ impl<'a> Run<'a> {
             .get_opt(&plan.secret_name)
             .await
             .map_err(self.object.kube("read the credentials Secret"))?;
+        if existing
+            .as_ref()
+            .is_some_and(|s| !secret::is_ours(s, self.tp))
+        {
+            return Ok(Outcome::SecretConflict { plan });
+        }
         let held = existing.as_ref().and_then(|s| secret::held(s, self.tp));
         let uid = self.tp.meta().uid.as_deref().unwrap_or_default();
         let jitter = renewal::jitter(uid, plan.renew_before, plan.duration);
@@ -271,6 +281,15 @@ impl<'a> Run<'a> {
                 } else {
                     RETRY_PERMANENT
                 }))
+            }
+            Outcome::SecretConflict { plan } => {
+                let message = format!(
+                    "Secret {} exists and was not created by securepipe for this TrainingPartition; it is left alone. Choose another spec.credentials.secretName, or remove that Secret",
+                    plan.secret_name
+                );
+                self.failed(reasons::SECRET_CONFLICT, message, &plan.secret_name, None)
+                    .await?;
+                Ok(Action::requeue(RETRY_PERMANENT))
             }
             Outcome::Refused(err) => {
                 let secret_name = self
@@ -557,6 +576,37 @@ spec:
         reported.status = Some(serde_json::from_value(status).unwrap());
         reconcile(Arc::new(reported), ctx.clone()).await.unwrap();
         server.expect_no_more();
+    }
+
+    #[tokio::test]
+    async fn a_foreign_secret_under_secret_name_is_left_alone() {
+        let tp = partition("");
+        let (ctx, mut server) = context("http://127.0.0.1:9");
+        let reconciling = tokio::spawn(reconcile(Arc::new(tp.clone()), ctx.clone()));
+        // Someone's own Secret: no owner, no securepipe labels.
+        let foreign = json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "speech-aws", "namespace": "ml", "uid": "f00d"},
+            "data": {"password": "aHVudGVyMg=="},
+        });
+        server.expect("GET", SECRET).await.ok(&foreign);
+        let event = server.expect("POST", EVENTS).await;
+        assert_eq!(event.body["type"], "Warning");
+        assert_eq!(event.body["reason"], "SecretConflict");
+        let body = event.body.clone();
+        event.ok(&body);
+        let apply = server
+            .expect("PATCH", &format!("{PARTITION}/status?"))
+            .await;
+        let status = &apply.body["status"];
+        assert_eq!(condition(status, "Ready")["reason"], "SecretConflict");
+        assert!(status.get("credentials").is_none(), "{status}");
+        apply.ok(&serde_json::to_value(&tp).unwrap());
+        reconciling.await.unwrap().unwrap();
+        // No Secret write, no AWS call (nothing listens on the AWS endpoint).
+        server.expect_no_more();
+        assert_eq!(outcomes(&ctx, "SecretConflict"), 1);
+        assert_eq!(ctx.metrics.credentials_minted.get(), 0);
     }
 
     #[tokio::test]

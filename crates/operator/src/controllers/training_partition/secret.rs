@@ -116,13 +116,22 @@ pub fn wipe(secret: &mut Secret) {
     }
 }
 
-/// The session a Secret holds, if securepipe wrote it for this TrainingPartition.
-pub fn held(secret: &Secret, tp: &TrainingPartition) -> Option<Held> {
-    let owned = secret
+/// Whether securepipe wrote `secret` for this TrainingPartition: controlled by it (owner
+/// UID) and labelled as securepipe's, for it. Any other Secret is never written or deleted.
+pub fn is_ours(secret: &Secret, tp: &TrainingPartition) -> bool {
+    let controlled = secret
         .owner_references()
         .iter()
         .any(|owner| Some(&owner.uid) == tp.meta().uid.as_ref() && owner.controller == Some(true));
-    if !owned {
+    let labels = secret.labels();
+    controlled
+        && labels.get(LABEL_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY)
+        && labels.get(LABEL_PARTITION) == Some(&tp.name_any())
+}
+
+/// The session a Secret holds, if securepipe wrote it for this TrainingPartition.
+pub fn held(secret: &Secret, tp: &TrainingPartition) -> Option<Held> {
+    if !is_ours(secret, tp) {
         return None;
     }
     let annotations = secret.annotations();
@@ -251,6 +260,30 @@ spec: {bucket: biometrics, region: eu-west-1, roleArn: "arn:aws:iam::12345678901
         );
         secret.metadata.owner_references = None;
         assert_eq!(held(&secret, &tp), None);
+    }
+
+    #[test]
+    fn a_secret_without_our_labels_is_not_ours() {
+        let tp = partition();
+        let plan = plan("ml", "speech", &tp).unwrap();
+        let built = build(
+            &tp,
+            &plan,
+            &session(),
+            "2026-11-23T10:00:00Z".parse().unwrap(),
+        );
+        assert!(is_ours(&built, &tp));
+        let mut unlabelled = built.clone();
+        unlabelled.metadata.labels = None;
+        assert!(!is_ours(&unlabelled, &tp));
+        let mut other_partition = built;
+        other_partition
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(LABEL_PARTITION.to_owned(), "other".to_owned());
+        assert!(!is_ours(&other_partition, &tp));
     }
 
     #[test]
