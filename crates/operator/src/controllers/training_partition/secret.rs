@@ -186,20 +186,30 @@ spec: {bucket: biometrics, region: eu-west-1, roleArn: "arn:aws:iam::12345678901
         }
     }
 
+    fn partition_and_plan() -> (TrainingPartition, Plan) {
+        let tp = partition();
+        let plan = plan("ml", "speech", &tp).unwrap();
+        (tp, plan)
+    }
+
+    /// The Secret for [`session`], renewed at a fixed time.
+    fn built(tp: &TrainingPartition, plan: &Plan) -> Secret {
+        build(
+            tp,
+            plan,
+            &session(),
+            "2026-11-23T10:00:00Z".parse().unwrap(),
+        )
+    }
+
     fn text(secret: &Secret, key: &str) -> String {
         String::from_utf8(secret.data.as_ref().unwrap()[key].0.clone()).unwrap()
     }
 
     #[test]
     fn the_secret_carries_env_files_and_credential_process() {
-        let tp = partition();
-        let plan = plan("ml", "speech", &tp).unwrap();
-        let secret = build(
-            &tp,
-            &plan,
-            &session(),
-            "2026-11-23T10:00:00Z".parse().unwrap(),
-        );
+        let (tp, plan) = partition_and_plan();
+        let secret = built(&tp, &plan);
         assert_eq!(secret.metadata.name.as_deref(), Some("speech-aws"));
         assert_eq!(secret.type_.as_deref(), Some("Opaque"));
         assert_eq!(text(&secret, "AWS_ACCESS_KEY_ID"), "ASIAEXAMPLE");
@@ -233,14 +243,8 @@ spec: {bucket: biometrics, region: eu-west-1, roleArn: "arn:aws:iam::12345678901
 
     #[test]
     fn a_built_secret_reads_back_as_the_held_session() {
-        let tp = partition();
-        let plan = plan("ml", "speech", &tp).unwrap();
-        let secret = build(
-            &tp,
-            &plan,
-            &session(),
-            "2026-11-23T10:00:00Z".parse().unwrap(),
-        );
+        let (tp, plan) = partition_and_plan();
+        let secret = built(&tp, &plan);
         let held = held(&secret, &tp).unwrap();
         assert_eq!(held.expires_at, "2026-11-23T11:00:00Z".parse().unwrap());
         assert_eq!(held.inputs_hash, plan.inputs_hash);
@@ -250,28 +254,16 @@ spec: {bucket: biometrics, region: eu-west-1, roleArn: "arn:aws:iam::12345678901
 
     #[test]
     fn a_secret_owned_by_someone_else_is_not_ours() {
-        let tp = partition();
-        let plan = plan("ml", "speech", &tp).unwrap();
-        let mut secret = build(
-            &tp,
-            &plan,
-            &session(),
-            "2026-11-23T10:00:00Z".parse().unwrap(),
-        );
+        let (tp, plan) = partition_and_plan();
+        let mut secret = built(&tp, &plan);
         secret.metadata.owner_references = None;
         assert_eq!(held(&secret, &tp), None);
     }
 
     #[test]
     fn a_secret_without_our_labels_is_not_ours() {
-        let tp = partition();
-        let plan = plan("ml", "speech", &tp).unwrap();
-        let built = build(
-            &tp,
-            &plan,
-            &session(),
-            "2026-11-23T10:00:00Z".parse().unwrap(),
-        );
+        let (tp, plan) = partition_and_plan();
+        let built = built(&tp, &plan);
         assert!(is_ours(&built, &tp));
         let mut unlabelled = built.clone();
         unlabelled.metadata.labels = None;
@@ -288,14 +280,8 @@ spec: {bucket: biometrics, region: eu-west-1, roleArn: "arn:aws:iam::12345678901
 
     #[test]
     fn wiping_clears_every_value() {
-        let tp = partition();
-        let plan = plan("ml", "speech", &tp).unwrap();
-        let mut secret = build(
-            &tp,
-            &plan,
-            &session(),
-            "2026-11-23T10:00:00Z".parse().unwrap(),
-        );
+        let (tp, plan) = partition_and_plan();
+        let mut secret = built(&tp, &plan);
         wipe(&mut secret);
         assert!(
             secret
