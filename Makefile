@@ -4,11 +4,14 @@ SHELL := /bin/bash
 ENV := target/env/env.sh
 CARGO ?= cargo
 
-.PHONY: test demo lint fmt-check clippy unit stack-up stack-down stack-test crds bench dsp-random-check
+.PHONY: test demo lint fmt-check clippy unit binary dsp-random-check stack-up stack-down \
+	stack-test crds reference-venv
 
-## Everything CI runs: formatting, lints, unit tests, then the stack suites against a real
-## kube-apiserver and LocalStack (brought up here; left running for the next run).
-test: lint unit dsp-random-check stack-up stack-test
+## Everything CI runs, in timed phases (tests/ci/test.sh): formatting, lints, unit tests,
+## the DSP check against librosa, then the local stack, `make demo` on it, and every stack
+## suite against a real kube-apiserver and LocalStack (left running for the next run).
+test:
+	tests/ci/test.sh
 
 lint: fmt-check clippy
 
@@ -18,14 +21,24 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
+## Unit tests, including the replay of the committed fuzz corpus (crates/envelope/fuzz/corpus).
 unit:
 	$(CARGO) test --workspace --locked
 
+## The debug `securepipe` the stack suites and the demo run. Built for the whole workspace, so
+## every dependency has the same features as in `unit` and nothing is compiled twice.
+binary:
+	$(CARGO) build --workspace --locked
+
 ## 40 random WAVs (rates, lengths, formats, channels, options) through `securepipe features`,
 ## compared with librosa 0.11 at 1e-3. A fixed seed keeps CI deterministic; explore others with
-## `make -C tests/golden/dsp random-check SEED=N`. First run creates the librosa venv (~1-2 min).
-dsp-random-check:
+## `make -C tests/golden/dsp random-check SEED=N`.
+dsp-random-check: binary reference-venv
 	$(MAKE) -C tests/golden/dsp random-check PROFILE=dev CASES=40 SEED=20261123
+
+## The Python reference tools (librosa, the AWS Encryption SDK): one cached venv, ~2 min cold.
+reference-venv:
+	tests/reference/install.sh >/dev/null
 
 stack-up:
 	tests/env/up.sh
@@ -33,32 +46,28 @@ stack-up:
 stack-down:
 	tests/env/down.sh
 
-## The tests marked `#[ignore = "needs the local stack ..."]`. The operator suites run the
-## real `securepipe` binary, so it is built first.
-stack-test:
-	$(CARGO) build --locked -p securepipe-cli
-	source $(ENV) && $(CARGO) test --workspace --locked -- --ignored
+## Every test marked `#[ignore = "needs the local stack ..."]`, in one cargo invocation (the
+## same features as `unit`, so nothing is recompiled); each suite's time is recorded as a
+## phase (tests/ci/suite-phases.sh). The operator suites run the real `securepipe` binary, so
+## it is built first. One suite: `source target/env/env.sh && cargo test --workspace --test
+## retention -- --ignored`.
+stack-test: binary reference-venv helm stack-up
+	source $(ENV) && $(CARGO) test --workspace --locked --no-fail-fast -- --ignored 2>&1 | \
+	    tests/ci/suite-phases.sh
 
 ## Regenerate crds/ from the Rust types.
 crds:
 	$(CARGO) run --quiet --locked -p securepipe-cli -- crdgen --output-dir crds
 
 ## Runs the operator on the local stack with the example resources and shows what it did.
-demo: stack-up
-	$(CARGO) build --locked -p securepipe-cli
+demo: stack-up binary node-images
 	tests/demo.sh
 
-## Envelope encryption: the Python AWS Encryption SDK venv the interop suite uses (cached,
-## ~2 min cold), and a brief coverage-guided fuzz run of the message parser (nightly +
-## cargo-fuzz; `make fuzz-envelope FUZZ_SECONDS=3600` for a long one).
+## A coverage-guided fuzz run of the envelope message parser (nightly + cargo-fuzz, installed
+## into the cache on first use); `make test` replays the committed corpus instead.
+## `make fuzz-envelope FUZZ_SECONDS=3600` for a long one.
 FUZZ_SECONDS ?= 60
-.PHONY: envelope-interop-venv fuzz-envelope bench-envelope
-stack-test: envelope-interop-venv
-test: fuzz-envelope
-
-envelope-interop-venv:
-	tests/interop/envelope/install.sh >/dev/null
-
+.PHONY: fuzz-envelope bench-envelope
 fuzz-envelope:
 	crates/envelope/fuzz/run.sh $(FUZZ_SECONDS)
 
@@ -78,17 +87,12 @@ bench-partitions: stack-up
 ## config/rbac/, its crds/ == crds/, a hardened Deployment, and `kubectl apply --dry-run=server`
 ## of every rendered object on the local stack (tests/stack/chart.rs). helm v3.22.0 is built
 ## from the Go module proxy into the cache (tests/env/install-helm.sh: ~5 min cold, 0 s cached).
-## `make test` runs this suite inside stack-test (its tests are #[ignore]d stack tests);
-## chart-check runs only it, with the workspace's features so nothing is rebuilt.
+## `make test` runs this suite with the other stack suites; chart-check runs only it.
 .PHONY: helm chart-check e2e-kind e2e-kind-optional
-test: e2e-kind-optional
-stack-test: helm
-
 helm:
 	tests/env/install-helm.sh >/dev/null
 
-chart-check: helm stack-up
-	$(CARGO) build --locked -p securepipe-cli
+chart-check: helm stack-up binary
 	source $(ENV) && $(CARGO) test --workspace --locked --test chart -- --include-ignored
 
 ## The kind suite with real Pods (needs a Docker engine): image, kind cluster, LocalStack in
@@ -99,3 +103,22 @@ e2e-kind:
 
 e2e-kind-optional:
 	SECUREPIPE_E2E_OPTIONAL=1 tests/e2e/kind.sh
+
+## The image the Dockerfile describes, without a Docker engine: an OCI archive
+## (target/image/securepipe.oci.tar) of the release binary, its shared libraries, passwd
+## and CA files, imported into the local node when it runs (tests/env/image.sh). The
+## Dockerfile stays the way to build it on a Docker host; tests/stack/node.rs checks that
+## both describe the same entrypoint, user and labels.
+.PHONY: image node-images
+image:
+	$(CARGO) build --release --locked -p securepipe-cli
+	tests/env/image.sh securepipe target/release/securepipe
+
+## What `make test` runs on the node: the same image from the debug binary it builds anyway
+## (a release build takes far longer on 2 cores), and the suites' AWS probe (an example of
+## the tests crate: `make unit` built it already, with the same features).
+stack-test: node-images
+node-images: binary
+	$(CARGO) test --workspace --locked --no-run
+	tests/env/image.sh securepipe target/debug/securepipe
+	tests/env/image.sh probe target/debug/examples/aws_probe

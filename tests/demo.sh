@@ -17,20 +17,21 @@ kubectl wait --for=condition=Established --timeout=60s crd/trainingpartitions.se
 step "Starting the operator as system:serviceaccount:securepipe-system:securepipe-operator"
 kubectl apply --server-side -f config/rbac/ >/dev/null
 operator_kubeconfig=target/env/demo-operator.kubeconfig
+demo_port=${SECUREPIPE_DEMO_PORT:-18080} # the demo operator's health and metrics, on loopback
 tests/env/operator-kubeconfig.sh "$KUBECONFIG" "$operator_kubeconfig"
 operator_log=target/env/logs/demo-operator.log
 KUBECONFIG=$operator_kubeconfig RUST_LOG=info target/debug/securepipe operator \
-  --namespace securepipe-demo --lease-namespace securepipe-system --listen 127.0.0.1:18080 \
+  --namespace securepipe-demo --lease-namespace securepipe-system --listen 127.0.0.1:$demo_port \
   --s3-force-path-style \
   >"$operator_log" 2>&1 &
 operator_pid=$!
 trap 'kill -TERM "$operator_pid" 2>/dev/null || true; wait "$operator_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
-  curl -fsS http://127.0.0.1:18080/readyz >/dev/null 2>&1 && break
+  curl -fsS http://127.0.0.1:$demo_port/readyz >/dev/null 2>&1 && break
   kill -0 "$operator_pid" 2>/dev/null || { cat "$operator_log" >&2; exit 1; }
   sleep 0.2
 done
-curl -fsS http://127.0.0.1:18080/readyz && echo " (pid $operator_pid, log $operator_log)"
+curl -fsS http://127.0.0.1:$demo_port/readyz && echo " (pid $operator_pid, log $operator_log)"
 # --- Operator (end) -----------------------------------------------------------------------
 
 # --- RetentionPolicy: buckets (begin) ---------------------------------------------------
@@ -87,7 +88,7 @@ AWS_ACCESS_KEY_ID=$(field AWS_ACCESS_KEY_ID) AWS_SECRET_ACCESS_KEY=$(field AWS_S
 step "Events"
 kubectl get events -n securepipe-demo --sort-by=.metadata.creationTimestamp | tail -15
 step "Operator metrics (excerpt)"
-curl -fsS http://127.0.0.1:18080/metrics | grep -E '^securepipe_(reconciles|credentials_minted|assume_role_seconds_count)'
+curl -fsS http://127.0.0.1:$demo_port/metrics | grep -E '^securepipe_(reconciles|credentials_minted|assume_role_seconds_count)'
 # --- TrainingPartition: credentials (end) -----------------------------------------------
 
 step "An invalid resource is rejected at admission, naming the field"
@@ -108,3 +109,42 @@ kubectl get rp -n securepipe-demo
 step "The lifecycle configuration of bucket biometrics-prod (aws s3api get-bucket-lifecycle-configuration)"
 "$AWS_CLI" s3api get-bucket-lifecycle-configuration --bucket biometrics-prod
 # --- RetentionPolicy: the biometric layout's lifecycle document (end) -------------------
+
+# --- The node: a Pod uses the TrainingPartition's credentials (begin) --------------------
+# A real Pod on the local stack's node (tests/env/node.sh) mounts voice-prod's Secret and
+# runs the AWS probe (image securepipe-probe:local, `make node-images`); the SDK's standard
+# chain reads the mounted config, whose credential_process cats the mounted JSON.
+if [ -n "${SECUREPIPE_NODE_NAME:-}" ]; then
+  step "A Pod on node $SECUREPIPE_NODE_NAME uses $secret through credential_process"
+  kubectl delete pod whoami -n securepipe-demo --ignore-not-found --wait=true >/dev/null
+  kubectl apply -n securepipe-demo -f - <<YAML
+apiVersion: v1
+kind: Pod
+metadata: { name: whoami }
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: RuntimeDefault } }
+  containers:
+    - name: probe
+      image: docker.io/library/securepipe-probe:local
+      imagePullPolicy: Never
+      args: [identity]
+      env:
+        - { name: AWS_CONFIG_FILE, value: /var/run/securepipe/aws/config }
+        - { name: AWS_ENDPOINT_URL, value: "$SECUREPIPE_POD_AWS_ENDPOINT_URL" }
+      securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: [ALL] } }
+      volumeMounts:
+        - { name: aws, mountPath: /var/run/securepipe/aws, readOnly: true }
+  volumes:
+    - name: aws
+      secret: { secretName: $secret }
+YAML
+  kubectl wait -n securepipe-demo --for=jsonpath='{.status.phase}'=Succeeded --timeout=60s pod/whoami
+  kubectl get pod whoami -n securepipe-demo -o wide
+  echo "its output (the access key id and the partition's assumed-role session):"
+  kubectl logs whoami -n securepipe-demo
+else
+  step "No node in this stack (SECUREPIPE_NODE=0): the Pod part is skipped"
+fi
+# --- The node: a Pod uses the TrainingPartition's credentials (end) ----------------------

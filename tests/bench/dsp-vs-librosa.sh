@@ -14,7 +14,7 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THRE
 pin=()
 if command -v taskset >/dev/null && taskset -c 0 true 2>/dev/null; then pin=(taskset -c 0); fi
 
-venv=$(tests/golden/dsp/venv.sh)
+venv=$(tests/reference/install.sh)
 cargo build --release --locked --quiet -p securepipe-dsp --example throughput
 bench="${CARGO_TARGET_DIR:-target}/release/examples/throughput"
 work=$(mktemp -d)

@@ -15,7 +15,7 @@ sizes=("$@")
 pin=()
 if command -v taskset >/dev/null && taskset -c 0 true 2>/dev/null; then pin=(taskset -c 0); fi
 
-venv=$(tests/interop/envelope/install.sh)
+venv=$(tests/reference/install.sh)
 # Release build (profile.bench) of the envelope crate alone: no AWS SDK.
 cargo build --quiet --locked --profile bench -p securepipe-envelope --no-default-features \
     --features test-keyring --bench decrypt --message-format=json-render-diagnostics \

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The end-to-end suite with real Pods (`make e2e-kind`), for hosts with a Docker engine:
 # builds the image (Dockerfile), creates a kind cluster, runs LocalStack inside it,
-# loads the image, installs charts/securepipe pointed at that LocalStack, and checks:
-#   - the operator Deployment: both replicas Ready, exactly one holds the Lease;
+# loads the image and runs tests/e2e/scenarios.sh (shared with the local node's suite):
+#   - charts/securepipe pointed at that LocalStack, in a namespace enforcing PodSecurity
+#     "restricted": both replicas Ready, exactly one holds the Lease;
 #   - a TrainingPartition gets Ready and its Secret appears;
 #   - a Pod (amazon/aws-cli) that mounts the Secret as a volume runs
 #     `aws sts get-caller-identity` through the Secret's `config` (credential_process)
@@ -67,7 +68,6 @@ export KUBECONFIG="$WORK/kubeconfig"
 APP_NS=e2e
 OP_NS=securepipe-system
 LS_ENDPOINT="http://localstack.localstack.svc.cluster.local:4566"
-ROLE_ARN="arn:aws:iam::000000000000:role/securepipe-e2e"
 BUCKET="securepipe-e2e-$$"
 
 k() { "$KUBECTL" "$@"; }
@@ -145,138 +145,21 @@ aws_pod() {
         --attach --rm --pod-running-timeout=5m -- "$@"
 }
 
-step "AWS side: bucket $BUCKET and role $ROLE_ARN (as tests/demo.sh does)"
-trust='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"]}]}'
-aws_pod setup-bucket s3api create-bucket --bucket "$BUCKET"
-aws_pod setup-role iam create-role --role-name securepipe-e2e --assume-role-policy-document "$trust"
-
-# --- the chart ---------------------------------------------------------------------
-step "Installing charts/securepipe (release securepipe in $OP_NS)"
-cat >"$WORK/values.yaml" <<YAML
-image:
-  repository: ${IMAGE%%:*}
-  tag: ${IMAGE#*:}
-  pullPolicy: Never
-aws:
-  region: us-east-1
-  endpointUrl: $LS_ENDPOINT
-  s3ForcePathStyle: true
-# LocalStack accepts any key; a real cluster gets the operator's identity from IRSA.
-extraEnv:
-  - { name: AWS_ACCESS_KEY_ID, value: test }
-  - { name: AWS_SECRET_ACCESS_KEY, value: test }
-logging:
-  level: info,securepipe_operator=debug
-YAML
-"$HELM" install securepipe charts/securepipe --namespace "$OP_NS" --create-namespace \
-    --values "$WORK/values.yaml" --wait --timeout 5m
-k rollout status -n "$OP_NS" deployment/securepipe-operator --timeout=120s
-
-ready="$(k get deployment -n "$OP_NS" securepipe-operator -o jsonpath='{.status.readyReplicas}')"
-[ "$ready" = 2 ] || fail "operator: $ready of 2 replicas Ready"
-leader_pod() { k get lease -n "$OP_NS" securepipe-operator -o jsonpath='{.spec.holderIdentity}'; }
-for _ in $(seq 60); do
-    leader="$(leader_pod 2>/dev/null || true)"
-    [ -n "$leader" ] && break
-    sleep 1
-done
-[ -n "$leader" ] || fail "no replica holds Lease $OP_NS/securepipe-operator"
-pods="$(k get pods -n "$OP_NS" -l app.kubernetes.io/component=operator -o jsonpath='{.items[*].metadata.name}')"
-case " $pods " in *" $leader "*) ;; *) fail "Lease holder $leader is not one of the operator pods ($pods)" ;; esac
-echo "operator: 2/2 Ready, leader $leader"
-
-# --- TrainingPartition -------------------------------------------------------------
-step "TrainingPartition e2e/voice: Ready, Secret, credentials usable from a Pod"
-k create namespace "$APP_NS"
-k apply -n "$APP_NS" -f - <<YAML
-apiVersion: securepipe.io/v1alpha1
-kind: TrainingPartition
-metadata: { name: voice }
-spec:
-  bucket: $BUCKET
-  region: us-east-1
-  roleArn: $ROLE_ARN
-YAML
-k wait -n "$APP_NS" --for=condition=Ready --timeout=120s trainingpartition/voice
-secret="$(k get tp -n "$APP_NS" voice -o jsonpath='{.status.credentials.secretName}')"
-[ -n "$secret" ] || fail "TrainingPartition voice reports no Secret"
-# shellcheck disable=SC2016 # a go-template, not a shell expansion
-keys="$(k get secret -n "$APP_NS" "$secret" -o go-template='{{range $k, $v := .data}}{{$k}} {{end}}')"
-for key in config credential-process.json AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN; do
-    case " $keys " in *" $key "*) ;; *) fail "Secret $secret lacks key $key (has: $keys)" ;; esac
-done
-echo "Secret $APP_NS/$secret: $keys"
-
-# The Pod has no credentials of its own: only the mounted config, whose
-# credential_process cats the mounted JSON (README, "Pods consume the Secret").
-k apply -n "$APP_NS" -f - <<YAML
-apiVersion: v1
-kind: Pod
-metadata: { name: whoami }
-spec:
-  restartPolicy: Never
-  containers:
-    - name: aws
-      image: $AWS_CLI_IMAGE
-      args: [sts, get-caller-identity, --output, json]
-      env:
-        - { name: AWS_CONFIG_FILE, value: /var/run/securepipe/aws/config }
-        - { name: AWS_SHARED_CREDENTIALS_FILE, value: /dev/null }
-        - { name: AWS_SDK_LOAD_CONFIG, value: "1" }
-        - { name: AWS_ENDPOINT_URL, value: "$LS_ENDPOINT" }
-      volumeMounts:
-        - { name: aws, mountPath: /var/run/securepipe/aws, readOnly: true }
-  volumes:
-    - name: aws
-      secret: { secretName: $secret }
-YAML
-k wait -n "$APP_NS" --for=jsonpath='{.status.phase}'=Succeeded --timeout=300s pod/whoami ||
-    { k logs -n "$APP_NS" whoami >&2 || true; fail "pod whoami did not succeed"; }
-identity="$(k logs -n "$APP_NS" whoami)"
-echo "$identity"
-session="$(k get tp -n "$APP_NS" voice -o jsonpath='{.status.credentials.sessionName}')"
-case "$identity" in
-    *"assumed-role/securepipe-e2e/$session"*) ;;
-    *) fail "get-caller-identity did not return the partition's session $session" ;;
-esac
-
-# --- RetentionPolicy ---------------------------------------------------------------
-step "RetentionPolicy e2e/retention: Ready, rule on bucket $BUCKET"
-k apply -n "$APP_NS" -f - <<YAML
-apiVersion: securepipe.io/v1alpha1
-kind: RetentionPolicy
-metadata: { name: retention }
-spec:
-  bucket: $BUCKET
-  region: us-east-1
-  rules:
-    - id: raw-expiry
-      prefix: ingestion/raw/
-      expirationDays: 90
-      noncurrentVersionExpirationDays: 7
-YAML
-k wait -n "$APP_NS" --for=condition=Ready --timeout=120s retentionpolicy/retention
-lifecycle="$(aws_pod read-lifecycle s3api get-bucket-lifecycle-configuration --bucket "$BUCKET" --output json)"
-echo "$lifecycle"
-case "$lifecycle" in
-    *'"securepipe/e2e/retention/raw-expiry"'*) ;;
-    *) fail "bucket $BUCKET has no rule securepipe/e2e/retention/raw-expiry" ;;
-esac
-
-# --- failover ----------------------------------------------------------------------
-step "Deleting the leader's Pod $leader: the other replica takes the Lease"
-k delete pod -n "$OP_NS" "$leader" --wait=false
-new_leader=""
-for _ in $(seq 90); do
-    new_leader="$(leader_pod 2>/dev/null || true)"
-    [ -n "$new_leader" ] && [ "$new_leader" != "$leader" ] && break
-    sleep 1
-done
-if [ -z "$new_leader" ] || [ "$new_leader" = "$leader" ]; then
-    fail "the Lease stayed with $leader"
-fi
-echo "new leader: $new_leader"
-k rollout status -n "$OP_NS" deployment/securepipe-operator --timeout=120s
+# --- the scenarios (tests/e2e/scenarios.sh, shared with the local node's suite) -------
+aws_create_bucket() { aws_pod setup-bucket s3api create-bucket --bucket "$1"; }
+aws_create_role() { aws_pod setup-role iam create-role --role-name "$1" --assume-role-policy-document "$2"; }
+aws_bucket_lifecycle() { aws_pod read-lifecycle s3api get-bucket-lifecycle-configuration --bucket "$1" --output json; }
+RELEASE=securepipe
+IMAGE_REPOSITORY="${IMAGE%%:*}"
+IMAGE_TAG="${IMAGE#*:}"
+POD_AWS_ENDPOINT="$LS_ENDPOINT"
+EXTRA_VALUES=""
+WHOAMI_IMAGE="$AWS_CLI_IMAGE"
+WHOAMI_PULL_POLICY=IfNotPresent
+WHOAMI_ARGS="[sts, get-caller-identity, --output, json]"
+ROLE_NAME=securepipe-e2e
+# shellcheck source=scenarios.sh
+. tests/e2e/scenarios.sh
 
 echo
 echo "kind suite PASSED (cluster $CLUSTER, image $IMAGE)"

@@ -7,8 +7,11 @@ set -euo pipefail
 
 sp_lock "$SP_ENV_DIR/.lock"
 
-# Reverse start order: clients of the apiserver first, etcd last.
+# Reverse start order: the node first (its Pods, kubelet, containerd and all they
+# leave), clients of the apiserver next, etcd last.
+"$SP_ENV_SRC/node.sh" stop
 sp_localstack_stop
+sp_stop seaweedfs
 for name in kube-controller-manager kube-apiserver etcd; do
     sp_stop "$name"
 done

@@ -224,8 +224,11 @@ sp_localstack_launch() {
     cp -R "$SP_ENV_SRC/localstack-init" "$data/fs/etc/localstack/init"
     # Host mode (this machine may look like a container to LocalStack), no
     # Docker, no persistence, no DNS server, no downloads, no analytics.
+    # hypercorn: LocalStack 4.4.0's default (twisted) server ignores the host of
+    # GATEWAY_LISTEN and listens on every interface.
     sp_start localstack env \
         GATEWAY_LISTEN="127.0.0.1:$LOCALSTACK_PORT" \
+        GATEWAY_SERVER=hypercorn \
         SERVICES=s3,sts,kms,iam \
         PERSISTENCE=0 \
         DNS_ADDRESS=0 \
@@ -270,4 +273,93 @@ sp_localstack_stop() {
 sp_localstack_start() {
     sp_localstack_launch
     sp_localstack_wait
+}
+
+# --- SeaweedFS: an S3 that enforces session policies --------------------------
+# LocalStack records an AssumeRole's inline policy but does not enforce it; SeaweedFS
+# evaluates it, so the tenancy suite replays the operator's policies there. One `weed mini`
+# process serves S3 and STS on SEAWEEDFS_PORT; its master, volume, filer and admin parts
+# take the next ports (see sp_seaweedfs_launch), all on 127.0.0.1.
+
+SEAWEEDFS_VERSION="4.48"
+SEAWEEDFS_BIN="$SP_CACHE/seaweedfs-$SEAWEEDFS_VERSION/weed"
+SEAWEEDFS_PORT="${SECUREPIPE_SEAWEEDFS_PORT:-18333}"
+# The role the suites assume there; it may do s3:* (the session policy is what narrows it).
+SEAWEEDFS_ROLE_ARN="arn:aws:iam::000000000000:role/securepipe-enforced"
+
+sp_seaweedfs_ok() {
+    local out
+    [ -x "$SEAWEEDFS_BIN" ] || return 1
+    out="$("$SEAWEEDFS_BIN" version 2>/dev/null)" || return 1
+    case "$out" in *" $SEAWEEDFS_VERSION "*) ;; *) return 1 ;; esac
+}
+
+# The ports weed mini listens on: S3/STS, then its other parts; the admin server's gRPC
+# port is its HTTP port + 10000, which weed's plugin worker dials whatever it is told.
+sp_seaweedfs_ports() {
+    local p="$SEAWEEDFS_PORT"
+    echo "$p $((p + 1)) $((p + 2)) $((p + 3)) $((p + 4)) $((p + 5)) $((p + 6)) $((p + 7)) $((p + 8)) $((p + 10008))"
+}
+
+# The admin identity (setup only) and the STS signing key, kept with the other credentials.
+sp_seaweedfs_secret() { # NAME
+    local file="$PKI_DIR/seaweedfs-$1"
+    [ -s "$file" ] || (umask 077 && openssl rand -hex 24 >"$file")
+    cat "$file"
+}
+
+# Starts SeaweedFS with fresh data unless it runs already; does not wait.
+sp_seaweedfs_launch() {
+    local dir="$SP_ENV_DIR/seaweedfs" port p signing_key
+    sp_running seaweedfs && return 0
+    sp_seaweedfs_ok || sp_die "seaweedfs missing at $SEAWEEDFS_BIN (run tests/env/install-seaweedfs.sh)"
+    for port in $(sp_seaweedfs_ports); do
+        sp_require_free_port seaweedfs "$port"
+    done
+    rm -rf "$dir"
+    mkdir -p "$dir/data"
+    signing_key="$(sp_seaweedfs_secret signing-key)"
+    (
+        umask 077
+        cat >"$dir/s3.json" <<JSON
+{"identities": [{"name": "admin",
+  "credentials": [{"accessKey": "securepipe-admin", "secretKey": "$(sp_seaweedfs_secret admin)"}],
+  "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+JSON
+        cat >"$dir/iam.json" <<JSON
+{"sts": {"tokenDuration": 3600000000000, "maxSessionLength": 43200000000000,
+         "issuer": "securepipe-local-seaweedfs",
+         "signingKey": "$(printf '%s' "${signing_key:0:32}" | base64 -w0)"},
+ "policy": {"defaultEffect": "Deny", "storeType": "memory"},
+ "roles": [{"roleName": "securepipe-enforced", "roleArn": "$SEAWEEDFS_ROLE_ARN",
+   "trustPolicy": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+     "Principal": {"AWS": "*"}, "Action": ["sts:AssumeRole"]}]},
+   "attachedPolicies": ["everything-in-s3"]}],
+ "policies": [{"name": "everything-in-s3", "document": {"Version": "2012-10-17", "Statement": [
+   {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+   {"Effect": "Allow", "Action": "sts:ValidateSession", "Resource": "*"}]}}]}
+JSON
+    )
+    p="$SEAWEEDFS_PORT"
+    # -ip/-ip.bind: the defaults are the machine's address and 0.0.0.0. No telemetry (on by
+    # default, it reports to the internet), no WebDAV, admin UI, Iceberg or Lance servers.
+    sp_start seaweedfs "$SEAWEEDFS_BIN" mini -dir="$dir/data" \
+        -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false \
+        -webdav=false -admin.ui=false -s3.port.iceberg=0 -s3.port.lance=0 \
+        -s3.port="$p" -s3.port.grpc=$((p + 1)) -master.port=$((p + 2)) \
+        -master.port.grpc=$((p + 3)) -volume.port=$((p + 4)) -volume.port.grpc=$((p + 5)) \
+        -filer.port=$((p + 6)) -filer.port.grpc=$((p + 7)) -admin.port=$((p + 8)) \
+        -s3.config="$dir/s3.json" -s3.iam.config="$dir/iam.json"
+}
+
+# S3 answers (403 to an anonymous request) once weed mini has started all its parts.
+sp_seaweedfs_answers() {
+    local code
+    code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$SEAWEEDFS_PORT/")"
+    [ "$code" = 403 ]
+}
+
+sp_seaweedfs_wait() {
+    sp_wait seaweedfs "${SECUREPIPE_SEAWEEDFS_TIMEOUT:-60}" sp_seaweedfs_answers
+    sp_log "seaweedfs ready on http://127.0.0.1:$SEAWEEDFS_PORT"
 }

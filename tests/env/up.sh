@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts the local test stack on loopback: etcd, kube-apiserver,
-# kube-controller-manager and LocalStack (S3, STS, KMS, IAM). Builds or
-# installs what is missing first. Idempotent: running services are kept.
+# kube-controller-manager, LocalStack (S3, STS, KMS, IAM), SeaweedFS (an S3
+# that enforces session policies) and a node (node.sh; SECUREPIPE_NODE=0 skips
+# it). Builds or installs what is missing first.
+# Idempotent: running services are kept.
 # Then: . target/env/env.sh
 set -euo pipefail
 # shellcheck source=lib.sh source-path=SCRIPTDIR
@@ -13,8 +15,11 @@ sp_lock "$SP_ENV_DIR/.lock"
 # on a cold machine run them side by side.
 "$SP_ENV_SRC/install-localstack.sh" &
 install_pid=$!
-"$SP_ENV_SRC/build-kube.sh" || { wait "$install_pid" || true; exit 1; }
+"$SP_ENV_SRC/install-seaweedfs.sh" &
+seaweedfs_install_pid=$!
+"$SP_ENV_SRC/build-kube.sh" || { wait "$install_pid" "$seaweedfs_install_pid" || true; exit 1; }
 wait "$install_pid" || sp_die "LocalStack install failed"
+wait "$seaweedfs_install_pid" || sp_die "SeaweedFS install failed"
 mkdir -p "$PKI_DIR" "$PID_DIR" "$LOG_DIR"
 
 # --- credentials (kept across restarts; delete target/env to renew) ------
@@ -46,6 +51,11 @@ EXT
         printf '%s,system:kube-controller-manager,kube-controller-manager,system:masters\n' \
             "$(openssl rand -hex 32)" >>tokens.csv
     )
+fi
+# The node's tokens and certificates (node.sh): the apiserver restarts to read new ones.
+if [ "$("$SP_ENV_SRC/node.sh" pki)" = changed ]; then
+    sp_stop kube-controller-manager
+    sp_stop kube-apiserver
 fi
 admin_token="$(awk -F, '$2 == "admin" {print $1}' "$PKI_DIR/tokens.csv")"
 kcm_token="$(awk -F, '$2 == "system:kube-controller-manager" {print $1}' "$PKI_DIR/tokens.csv")"
@@ -79,6 +89,7 @@ write_kubeconfig "$SP_ENV_DIR/kube-controller-manager.kubeconfig" \
 
 # LocalStack takes longest to come up: launch it now, wait for it last.
 sp_localstack_launch
+sp_seaweedfs_launch
 
 # --- etcd (fresh data on every start) -------------------------------------
 if ! sp_running etcd; then
@@ -115,7 +126,11 @@ if ! sp_running kube-apiserver; then
         --tls-private-key-file="$PKI_DIR/serving.key" \
         --client-ca-file="$PKI_DIR/ca.crt" \
         --token-auth-file="$PKI_DIR/tokens.csv" \
-        --authorization-mode=RBAC \
+        --authorization-mode=Node,RBAC \
+        --enable-admission-plugins=NodeRestriction \
+        --kubelet-preferred-address-types=InternalIP \
+        --kubelet-client-certificate="$PKI_DIR/kubelet-client.crt" \
+        --kubelet-client-key="$PKI_DIR/kubelet-client.key" \
         --service-cluster-ip-range=10.96.0.0/24 \
         --service-account-issuer=https://kubernetes.default.svc.cluster.local \
         --service-account-key-file="$PKI_DIR/sa.key" \
@@ -152,8 +167,14 @@ sp_wait kube-controller-manager 60 kcm_healthy
 default_sa() { api_get /api/v1/namespaces/default/serviceaccounts/default; }
 sp_wait kube-controller-manager 60 default_sa
 
-# --- LocalStack ---------------------------------------------------------------
+# --- LocalStack, SeaweedFS -----------------------------------------------------
 sp_localstack_wait
+sp_seaweedfs_wait
+
+# --- the node (SECUREPIPE_NODE=0: control plane only) ------------------------------
+if [ "${SECUREPIPE_NODE:-1}" = 1 ]; then
+    "$SP_ENV_SRC/node.sh" start
+fi
 
 # --- environment for tests ----------------------------------------------------
 cat >"$SP_ENV_DIR/env.sh" <<EOF
@@ -165,9 +186,15 @@ export AWS_REGION=us-east-1
 export AWS_DEFAULT_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=test
 export AWS_SECRET_ACCESS_KEY=test
+# SeaweedFS, the S3 that enforces session policies (its admin identity is for test setup).
+export SECUREPIPE_SEAWEEDFS_ENDPOINT='http://127.0.0.1:$SEAWEEDFS_PORT'
+export SECUREPIPE_SEAWEEDFS_ROLE_ARN='$SEAWEEDFS_ROLE_ARN'
+export SECUREPIPE_SEAWEEDFS_ACCESS_KEY_ID=securepipe-admin
+export SECUREPIPE_SEAWEEDFS_SECRET_ACCESS_KEY='$(sp_seaweedfs_secret admin)'
 case "\$PATH" in
 '$K8S_BIN_DIR':*) ;;
 *) export PATH='$K8S_BIN_DIR':"\$PATH" ;;
 esac
 EOF
-sp_log "stack is up: apiserver $server, LocalStack http://127.0.0.1:$LOCALSTACK_PORT; . $SP_ENV_DIR/env.sh"
+"$SP_ENV_SRC/node.sh" env >>"$SP_ENV_DIR/env.sh"
+sp_log "stack is up: apiserver $server, LocalStack http://127.0.0.1:$LOCALSTACK_PORT, SeaweedFS http://127.0.0.1:$SEAWEEDFS_PORT; . $SP_ENV_DIR/env.sh"

@@ -251,8 +251,8 @@ fn spawn(
         .expect("start the securepipe operator")
 }
 
-/// Applies `config/rbac/` (once per test process: parallel first-time applies race to
-/// create the same objects) and binds the leader-election role in `namespace`.
+/// Applies `config/rbac/` (once per test process) and binds the leader-election role in
+/// `namespace`.
 async fn install_rbac(client: &Client, namespace: &str) {
     static APPLIED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     APPLIED.get_or_init(apply_rbac_manifests).await;
@@ -284,28 +284,26 @@ async fn install_rbac(client: &Client, namespace: &str) {
         .unwrap_or_else(|err| panic!("bind leader election in {namespace}: {err}"));
 }
 
+/// One `kubectl apply` of the folder, exactly as the README and `make demo` do it, with no
+/// retry: a retry here once hid that the folder applied its files out of order on a fresh
+/// cluster.
 async fn apply_rbac_manifests() {
-    let mut last_error = String::new();
-    for _ in 0..5 {
-        let output = std::process::Command::new("kubectl")
-            .args([
-                "apply",
-                "--server-side",
-                "--field-manager",
-                FIELD_MANAGER,
-                "-f",
-            ])
-            .arg(repo_root().join("config/rbac"))
-            .output()
-            .expect("run kubectl (PATH from target/env/env.sh)");
-        if output.status.success() {
-            return;
-        }
-        // Another suite applying at the same moment can win a create race: retry.
-        last_error = String::from_utf8_lossy(&output.stderr).into_owned();
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    panic!("kubectl apply -f config/rbac failed:\n{last_error}");
+    let output = std::process::Command::new("kubectl")
+        .args([
+            "apply",
+            "--server-side",
+            "--field-manager",
+            FIELD_MANAGER,
+            "-f",
+        ])
+        .arg(repo_root().join("config/rbac"))
+        .output()
+        .expect("run kubectl (PATH from target/env/env.sh)");
+    assert!(
+        output.status.success(),
+        "kubectl apply -f config/rbac failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// Writes the admin kubeconfig to `path`, impersonating `system:serviceaccount:<namespace>:<name>` (as the

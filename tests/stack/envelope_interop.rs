@@ -1,9 +1,9 @@
-//! Interop with the Python AWS Encryption SDK (pinned in tests/interop/envelope/requirements.txt)
+//! Interop with the Python AWS Encryption SDK (pinned in tests/reference/requirements.txt)
 //! through LocalStack's KMS, in both directions, for both suites, sizes around the frame
 //! length and several encryption contexts: every message one side writes, the other side
 //! decrypts to the same bytes and reports the same suite, frame length and context.
 //!
-//! The venv comes from tests/interop/envelope/install.sh (instant when it exists; `make test`
+//! The venv comes from tests/reference/install.sh (instant when it exists; `make test`
 //! runs it before the stack suites so a cold install is visible there).
 
 use std::collections::BTreeMap;
@@ -73,19 +73,18 @@ struct PythonSdk {
 
 impl PythonSdk {
     fn install() -> Self {
-        let dir = repo_root().join("tests/interop/envelope");
-        let out = Command::new(dir.join("install.sh"))
+        let out = Command::new(repo_root().join("tests/reference/install.sh"))
             .output()
-            .unwrap_or_else(|err| panic!("run tests/interop/envelope/install.sh: {err}"));
+            .unwrap_or_else(|err| panic!("run tests/reference/install.sh: {err}"));
         assert!(
             out.status.success(),
-            "tests/interop/envelope/install.sh failed: {}",
+            "tests/reference/install.sh failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         let venv = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         Self {
             python: venv.join("bin/python"),
-            script: dir.join("sdk.py"),
+            script: repo_root().join("tests/interop/envelope/sdk.py"),
         }
     }
 

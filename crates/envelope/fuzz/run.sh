@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of the envelope message parser: cargo-fuzz (libFuzzer, AddressSanitizer)
 # on the `parse_message` target for SECONDS (default 60), starting from the committed seeds
-# (valid messages) and the local corpus (crates/envelope/fuzz/corpus, not committed).
+# (valid messages) and the committed corpus (crates/envelope/fuzz/corpus), which the run grows.
+# After a long run, minimize and commit it (`cargo +nightly fuzz cmin parse_message
+# crates/envelope/fuzz/corpus` from crates/envelope): `make test` replays it as a unit test.
 # Needs the nightly toolchain (rustup's `nightly`); installs cargo-fuzz from crates.io into
 # ${XDG_CACHE_HOME:-$HOME/.cache}/securepipe/cargo-fuzz-<version>/ on first use.
 # Ends with libFuzzer's "Done N runs in S second(s)" line; a crash fails the run and leaves the

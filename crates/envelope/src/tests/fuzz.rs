@@ -128,3 +128,25 @@ fn committed_fuzz_seeds_decrypt() {
             .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
     }
 }
+
+/// Every input the coverage-guided runs kept (crates/envelope/fuzz/corpus, committed after
+/// `make fuzz-envelope` and `cargo fuzz cmin`) still holds the fuzz body's invariants: the
+/// coverage-guided runs are out of `make test`, their findings are not.
+#[test]
+fn committed_fuzz_corpus_replays() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let mut inputs: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|err| panic!("{}: {err}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    inputs.sort();
+    assert!(
+        inputs.len() >= 100,
+        "{}: {} inputs; the committed corpus is missing",
+        dir.display(),
+        inputs.len()
+    );
+    for path in inputs {
+        check(&std::fs::read(&path).unwrap());
+    }
+}
