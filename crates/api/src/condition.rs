@@ -29,6 +29,10 @@ pub mod reasons {
     pub const SECRET_CONFLICT: &str = "SecretConflict";
 
     // Both kinds
+    /// No TenantGrant covers what the object asks for (default deny): no AWS call made.
+    pub const NOT_GRANTED: &str = "NotGranted";
+
+    // Both kinds
     /// `Degraded` false: nothing needs attention.
     pub const AS_EXPECTED: &str = "AsExpected";
 

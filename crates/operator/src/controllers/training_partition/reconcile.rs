@@ -18,12 +18,13 @@ use securepipe_api::condition::{self, reasons, types};
 use securepipe_cloud::sts::{self, SessionRequest, StsError};
 
 use super::super::error::{self, is_not_found};
-use super::super::{Error, ObjectKey, events, status_patch};
+use super::super::{Error, ObjectKey, events, grants, status_patch};
 use super::plan::{Plan, PlanError, plan};
 use super::renewal::{self, Decision, Held, MintReason};
 use super::status;
 use super::{CONTROLLER, KIND, revoke, secret};
 use crate::context::ACTION_RECONCILE;
+use crate::grant_coverage::Verdict;
 use crate::{Context, managers};
 
 /// How soon to retry after a failure that may pass by itself, and after one that needs
@@ -61,6 +62,9 @@ pub fn error_policy(_tp: Arc<TrainingPartition>, err: &Error, ctx: Arc<Context>)
 enum Outcome {
     /// The spec cannot be acted on.
     Refused(PlanError),
+    /// No TenantGrant covers the spec: nothing is minted; a Secret this object held is
+    /// removed (and its sessions revoked with `revokeOnDelete`).
+    NotGranted { plan: Plan, message: String },
     /// `secretName` names a Secret securepipe did not create for this TrainingPartition:
     /// nothing is minted and the Secret is not touched.
     SecretConflict { plan: Plan },
@@ -90,6 +94,7 @@ impl Outcome {
     fn label(&self) -> &'static str {
         match self {
             Self::Refused(_) => "Refused",
+            Self::NotGranted { .. } => "NotGranted",
             Self::SecretConflict { .. } => "SecretConflict",
             Self::Kept { .. } => "Kept",
             Self::Minted { .. } => "Minted",
@@ -133,6 +138,15 @@ impl<'a> Run<'a> {
             Ok(plan) => plan,
             Err(err) => return Ok(Outcome::Refused(err)),
         };
+        // Default deny, before anything touches the Secret or AWS.
+        let verdict = self
+            .ctx
+            .grants
+            .partition(&self.object.namespace, self.tp)
+            .await;
+        if let Verdict::NotGranted { message } = verdict {
+            return Ok(Outcome::NotGranted { plan, message });
+        }
         let existing = self
             .secrets
             .get_opt(&plan.secret_name)
@@ -282,6 +296,15 @@ impl<'a> Run<'a> {
                     RETRY_PERMANENT
                 }))
             }
+            Outcome::NotGranted { plan, message } => {
+                self.ctx.metrics.set_expiring(&self.object.path(), false);
+                self.withdraw(&plan).await?;
+                let message =
+                    grants::not_granted(KIND, &self.object.namespace, &self.object.name, &message);
+                self.failed(reasons::NOT_GRANTED, message, &plan.secret_name, None)
+                    .await?;
+                Ok(Action::requeue(RETRY_PERMANENT))
+            }
             Outcome::SecretConflict { plan } => {
                 let message = format!(
                     "Secret {} exists and was not created by securepipe for this TrainingPartition; it is left alone. Choose another spec.credentials.secretName, or remove that Secret",
@@ -332,6 +355,35 @@ impl<'a> Run<'a> {
             held,
         })
         .await
+    }
+
+    /// No longer granted: the Secret this object holds is deleted (credentials are not
+    /// renewed), and with `revokeOnDelete` the sessions it held are revoked. A Secret
+    /// that is not ours is left alone; without one there is nothing to do (no AWS call).
+    async fn withdraw(&self, plan: &Plan) -> Result<(), Error> {
+        let existing = self
+            .secrets
+            .get_opt(&plan.secret_name)
+            .await
+            .map_err(self.object.kube("read the credentials Secret"))?;
+        let Some(existing) = existing.filter(|s| secret::is_ours(s, self.tp)) else {
+            return Ok(());
+        };
+        let held = secret::held(&existing, self.tp).is_some();
+        if held && self.tp.spec.credentials.revoke_on_delete {
+            revoke::cleanup(self.tp, self.ctx, self.object).await?;
+        }
+        match self
+            .secrets
+            .delete(&plan.secret_name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(err) if is_not_found(&err) => {}
+            Err(err) => return Err(self.object.kube("delete the credentials Secret")(err)),
+        }
+        tracing::info!(object = %self.object, secret = %plan.secret_name, "not granted: credentials Secret removed");
+        Ok(())
     }
 
     /// With valid credentials held: status `Valid`, and the Secret of a previous
@@ -449,10 +501,25 @@ spec:
     /// A context whose AWS endpoint is `aws_endpoint` (nothing listens on port 9: a test
     /// that should not call AWS fails if it does).
     fn context(aws_endpoint: &str) -> (Arc<Context>, ApiServer) {
+        context_granted(aws_endpoint, &[GRANT])
+    }
+
+    /// What `partition("")` asks for, in namespace `ml`.
+    const GRANT: &str = r#"
+namespaces: [ml]
+roleArns: ["arn:aws:iam::123456789012:role/trainer"]
+buckets: [biometrics]
+partitions: [speech]
+maxAccess: ReadWrite
+maxDuration: 12h
+"#;
+
+    fn context_granted(aws_endpoint: &str, grants: &[&str]) -> (Arc<Context>, ApiServer) {
         let (client, server) = mock_client();
         let aws = Aws::with_endpoint(aws_endpoint, "eu-west-1", AwsSettings::default());
+        let grants = crate::controllers::grants::holding(grants);
         (
-            Arc::new(Context::new(client, aws, Arc::new(Metrics::new()))),
+            Arc::new(Context::new(client, aws, Arc::new(Metrics::new()), grants)),
             server,
         )
     }
@@ -737,5 +804,44 @@ spec:
         release.ok(&serde_json::to_value(&released).unwrap());
         assert_eq!(reconciling.await.unwrap().unwrap(), Action::await_change());
         server.expect_no_more();
+    }
+
+    #[tokio::test]
+    async fn without_a_grant_nothing_is_minted_and_the_held_secret_is_removed() {
+        let tp = partition("");
+        // Granted the bucket and partition but another team's role.
+        let other_role = GRANT.replace("role/trainer", "role/other-team");
+        let (ctx, mut server) = context_granted("http://127.0.0.1:9", &[&other_role]);
+        let reconciling = tokio::spawn(reconcile(Arc::new(tp.clone()), ctx.clone()));
+        // The Secret it held before the grant changed.
+        server
+            .expect("GET", SECRET)
+            .await
+            .ok(&serde_json::to_value(fresh_secret(&tp)).unwrap());
+        let delete = server.expect("DELETE", SECRET).await;
+        delete.ok(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
+        let event = server.expect("POST", EVENTS).await;
+        assert_eq!(event.body["type"], "Warning");
+        assert_eq!(event.body["reason"], "NotGranted");
+        let note = event.body["note"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            note.contains("spec.roleArn arn:aws:iam::123456789012:role/trainer"),
+            "{note}"
+        );
+        let body = event.body.clone();
+        event.ok(&body);
+        let apply = server
+            .expect("PATCH", &format!("{PARTITION}/status?"))
+            .await;
+        let status = &apply.body["status"];
+        assert_eq!(condition(status, "Ready")["status"], "False");
+        assert_eq!(condition(status, "Ready")["reason"], "NotGranted");
+        assert!(status.get("credentials").is_none(), "{status}");
+        apply.ok(&serde_json::to_value(&tp).unwrap());
+        reconciling.await.unwrap().unwrap();
+        // No AWS call (nothing listens on port 9), no mint.
+        server.expect_no_more();
+        assert_eq!(outcomes(&ctx, "NotGranted"), 1);
+        assert_eq!(ctx.metrics.credentials_minted.get(), 0);
     }
 }
