@@ -349,7 +349,7 @@ fn chart_watch_namespace_binds_there_only() {
         .collect();
     assert_eq!(
         cluster_wide,
-        [&"ClusterRoleBinding securepipe-operator-grants".to_owned()],
+        [&"ClusterRoleBinding /securepipe-operator-grants".to_owned()],
         "only the grants binding is cluster-wide when one namespace is watched: {keys:?}"
     );
     let container = deployment(&rendered)

@@ -367,7 +367,7 @@ async fn a_retention_policy_on_a_bucket_not_granted_leaves_it_untouched() {
             "bucket": bucket,
             "region": "us-east-1",
             "resyncInterval": "10s",
-            "rules": [{"id": "everything", "prefix": "", "expirationDays": 1}],
+            "rules": [{"id": "features", "prefix": "training/features/", "expirationDays": 1}],
         },
     }))
     .expect("a RetentionPolicy");

@@ -46,7 +46,17 @@ pub async fn reconcile(tp: Arc<TrainingPartition>, ctx: Arc<Context>) -> Result<
                 let outcome = run.steps().await?;
                 run.conclude(outcome).await
             }
-            finalizer::Event::Cleanup(tp) => revoke::cleanup(&tp, &ctx, &object).await,
+            finalizer::Event::Cleanup(tp) => {
+                // Revocation writes a deny into the role: only for what a grant covers, or
+                // any namespace could deny another team's sessions by naming its role and
+                // partition. (A grant removed earlier already revoked, in `withdraw`.)
+                let verdict = ctx.grants.partition(&object.namespace, &tp).await;
+                if let Verdict::NotGranted { message } = verdict {
+                    tracing::info!(%object, %message, "not granted: released without revoking");
+                    return Ok(Action::await_change());
+                }
+                revoke::cleanup(&tp, &ctx, &object).await
+            }
         }
     })
     .await
@@ -726,9 +736,11 @@ maxDuration: 12h
 
     #[tokio::test]
     async fn a_failed_revocation_keeps_the_finalizer() {
-        // Not a role ARN: refused before any AWS call.
+        // Not a role ARN (granted, so the revocation is attempted): refused before any AWS
+        // call.
         let tp = deleted("arn:aws:iam::123456789012:user/alice");
-        let (ctx, mut server) = context("http://127.0.0.1:9");
+        let alice = GRANT.replace("role/trainer", "user/alice");
+        let (ctx, mut server) = context_granted("http://127.0.0.1:9", &[&alice]);
         let reconciling = tokio::spawn(reconcile(Arc::new(tp), ctx));
         let event = server.expect("POST", EVENTS).await;
         assert_eq!(event.body["type"], "Warning");
@@ -843,5 +855,25 @@ maxDuration: 12h
         server.expect_no_more();
         assert_eq!(outcomes(&ctx, "NotGranted"), 1);
         assert_eq!(ctx.metrics.credentials_minted.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn deleting_an_ungranted_partition_writes_no_deny() {
+        // Another team's role: deleting must not let this namespace deny their sessions.
+        let tp = deleted("arn:aws:iam::123456789012:role/other-team");
+        let (ctx, mut server) = context("http://127.0.0.1:9");
+        let reconciling = tokio::spawn(reconcile(Arc::new(tp.clone()), ctx));
+        let release = server.expect("PATCH", &format!("{PARTITION}?")).await;
+        assert!(
+            release.body.to_string().contains("remove"),
+            "{}",
+            release.body
+        );
+        let mut released = tp;
+        released.metadata.finalizers = None;
+        release.ok(&serde_json::to_value(&released).unwrap());
+        // No IAM call (nothing listens on port 9), no event.
+        assert_eq!(reconciling.await.unwrap().unwrap(), Action::await_change());
+        server.expect_no_more();
     }
 }
