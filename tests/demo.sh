@@ -11,7 +11,7 @@ step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 step "kube-apiserver $(kubectl version -o json | sed -n 's/.*"gitVersion": "\(v[^"]*\)".*/\1/p' | tail -1) and LocalStack at $AWS_ENDPOINT_URL"
 step "Installing the CRDs (crds/)"
 kubectl apply --server-side --force-conflicts -f crds/ # the stack suites apply them too
-kubectl wait --for=condition=Established --timeout=60s crd/trainingpartitions.securepipe.io crd/retentionpolicies.securepipe.io
+kubectl wait --for=condition=Established --timeout=60s crd/trainingpartitions.securepipe.io crd/retentionpolicies.securepipe.io crd/tenantgrants.securepipe.io
 
 # --- Operator (begin) ---------------------------------------------------------------------
 step "Starting the operator as system:serviceaccount:securepipe-system:securepipe-operator"
@@ -68,7 +68,7 @@ grep -h -E '^  roleArn:' examples/tp-*.yaml | awk '{print $2}' | sort -u | while
 done
 # --- TrainingPartition: roles (end) -----------------------------------------------------
 
-step "Applying the examples (examples/) into namespace securepipe-demo"
+step "Applying the examples (examples/, with the TenantGrants that cover them) into namespace securepipe-demo"
 kubectl create namespace securepipe-demo --dry-run=client -o yaml | kubectl apply -f -
 kubectl apply --server-side -n securepipe-demo -f examples/
 

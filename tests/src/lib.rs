@@ -57,8 +57,69 @@ pub async fn install_crds(client: &Client) {
     }
 }
 
-/// Creates a namespace with a unique name starting with `prefix` and returns its name.
+/// Creates a namespace with a unique name starting with `prefix`, grants it what the
+/// suites use ([`grant_suites`]) and returns its name.
 pub async fn fresh_namespace(client: &Client, prefix: &str) -> String {
+    let namespace = ungranted_namespace(client, prefix).await;
+    grant_suites(client, &namespace).await;
+    namespace
+}
+
+/// The name of the TenantGrant [`grant_suites`] applies for `namespace`.
+pub fn suite_grant_name(namespace: &str) -> String {
+    format!("test-{namespace}")
+}
+
+/// The one TenantGrant the stack suites run under (securepipe denies what no grant
+/// covers): for `namespace` only, exactly the names the suites derive from it (role
+/// `trainer-<ns>` in LocalStack's account; buckets `biometrics-`, `enforced-`, `node-`,
+/// `retention-` and `securepipe-chart-missing-<ns>`), any partition, ReadWrite, up to
+/// 12h, the session tag key `team`, and lifecycle plus posture on those buckets.
+pub async fn grant_suites(client: &Client, namespace: &str) {
+    let buckets: Vec<String> = [
+        "biometrics",
+        "enforced",
+        "node",
+        "retention",
+        "securepipe-chart-missing",
+    ]
+    .iter()
+    .map(|kind| format!("{kind}-{namespace}"))
+    .collect();
+    let retention: Vec<serde_json::Value> = buckets
+        .iter()
+        .map(|bucket| serde_json::json!({"bucket": bucket, "prefixes": [""], "posture": true}))
+        .collect();
+    let grant = serde_json::json!({
+        "apiVersion": "securepipe.io/v1alpha1",
+        "kind": "TenantGrant",
+        "metadata": {"name": suite_grant_name(namespace)},
+        "spec": {
+            "namespaces": [namespace],
+            "roleArns": [format!("arn:aws:iam::000000000000:role/trainer-{namespace}")],
+            "buckets": buckets,
+            "partitions": ["*"],
+            "maxAccess": "ReadWrite",
+            "maxDuration": "12h",
+            "sessionTagKeys": ["team"],
+            "retention": retention,
+        },
+    });
+    let grants: Api<securepipe_api::tenant_grant::TenantGrant> = Api::all(client.clone());
+    let name = suite_grant_name(namespace);
+    grants
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&grant),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("apply TenantGrant {name}: {err}"));
+}
+
+/// Creates a namespace with a unique name starting with `prefix`, with no grant, and
+/// returns its name.
+pub async fn ungranted_namespace(client: &Client, prefix: &str) -> String {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let namespace = Namespace {
         metadata: ObjectMeta {

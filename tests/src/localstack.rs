@@ -56,3 +56,28 @@ pub async fn recorded_sts_session(access_key_id: &str) -> RecordedSession {
     );
     serde_json::from_str(&body).unwrap_or_else(|err| panic!("{path}: {err}\n{body}"))
 }
+
+/// How many AssumeRole calls LocalStack answered under the role session name `name`.
+pub async fn assume_role_count(session_name: &str) -> usize {
+    #[derive(Deserialize)]
+    struct Named {
+        sessions: Vec<serde_json::Value>,
+    }
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .unwrap_or_else(|_| panic!("AWS_ENDPOINT_URL is not set: source target/env/env.sh"));
+    let address = endpoint
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("AWS_ENDPOINT_URL {endpoint} is not a plain-HTTP LocalStack"))
+        .trim_end_matches('/');
+    let path = format!("/_localstack/securepipe/sts-sessions-named/{session_name}");
+    let (status, body) = http_get(address, &path)
+        .await
+        .unwrap_or_else(|err| panic!("GET {endpoint}{path}: {err}"));
+    assert_eq!(
+        status, 200,
+        "GET {endpoint}{path} (is tests/env/localstack-init current? restart the stack)\n{body}"
+    );
+    let named: Named =
+        serde_json::from_str(&body).unwrap_or_else(|err| panic!("{path}: {err}\n{body}"));
+    named.sessions.len()
+}

@@ -9,6 +9,7 @@ use std::process::Command;
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
+use securepipe_api::tenant_grant::TenantGrant;
 use securepipe_api::{RetentionPolicy, TrainingPartition};
 use securepipe_tests::{client, fresh_namespace, install_crds, repo_root, yaml_files};
 use serde_json::json;
@@ -26,6 +27,10 @@ fn api_for(client: &kube::Client, namespace: &str, object: &DynamicObject) -> Ap
     let resource = match kind {
         Some("TrainingPartition") => ApiResource::erase::<TrainingPartition>(&()),
         Some("RetentionPolicy") => ApiResource::erase::<RetentionPolicy>(&()),
+        // Cluster-scoped.
+        Some("TenantGrant") => {
+            return Api::all_with(client.clone(), &ApiResource::erase::<TenantGrant>(&()));
+        }
         other => panic!("unexpected kind {other:?}"),
     };
     Api::namespaced_with(client.clone(), namespace, &resource)
@@ -56,8 +61,18 @@ async fn examples_are_accepted() {
     );
     for path in examples {
         let (_, object) = load(&path);
+        // Grants are cluster-scoped and may already exist (the demo's): validated by a
+        // server-side dry run, which runs the same admission.
+        let cluster_scoped = object
+            .types
+            .as_ref()
+            .is_some_and(|t| t.kind == "TenantGrant");
+        let params = PostParams {
+            dry_run: cluster_scoped,
+            ..PostParams::default()
+        };
         api_for(&client, &namespace, &object)
-            .create(&PostParams::default(), &object)
+            .create(&params, &object)
             .await
             .unwrap_or_else(|err| panic!("{} was rejected: {err}", path.display()));
     }

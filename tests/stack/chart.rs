@@ -342,9 +342,15 @@ fn chart_watch_namespace_binds_there_only() {
         keys.contains(&"RoleBinding team-a/securepipe-operator".to_owned()),
         "{keys:?}"
     );
-    assert!(
-        !keys.iter().any(|key| key.starts_with("ClusterRoleBinding")),
-        "no cluster-wide binding when one namespace is watched: {keys:?}"
+    // Only the read-only grants role is bound cluster-wide (TenantGrants are cluster-scoped).
+    let cluster_wide: Vec<&String> = keys
+        .iter()
+        .filter(|key| key.starts_with("ClusterRoleBinding"))
+        .collect();
+    assert_eq!(
+        cluster_wide,
+        [&"ClusterRoleBinding /securepipe-operator-grants".to_owned()],
+        "only the grants binding is cluster-wide when one namespace is watched: {keys:?}"
     );
     let container = deployment(&rendered)
         .spec

@@ -37,15 +37,6 @@ async fn s3() -> aws_sdk_s3::Client {
     )
 }
 
-/// A bucket name no other test (or earlier run) uses.
-fn unique_bucket(what: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_nanos();
-    format!("rp-{what}-{nanos:x}")
-}
-
 async fn create_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
     s3.create_bucket()
         .bucket(bucket)
@@ -272,7 +263,7 @@ async fn setup(prefix: &str) -> (kube::Client, String, Api<RetentionPolicy>, Ope
 async fn rules_are_applied_drift_is_corrected_and_unowned_rules_survive_byte_for_byte() {
     let (client, namespace, api, operator) = setup("rp-lifecycle").await;
     let s3 = s3().await;
-    let bucket = unique_bucket("life");
+    let bucket = format!("retention-{namespace}");
     create_bucket(&s3, &bucket).await;
     put_rules(&s3, &bucket, vec![unowned_rule()]).await;
     let unowned_xml = raw_rule_xml(&bucket, UNOWNED_ID)
@@ -416,7 +407,7 @@ fn exports_rules() -> serde_json::Value {
 async fn two_policies_share_a_bucket_and_a_conflicting_pair_writes_nothing() {
     let (_client, namespace, api, operator) = setup("rp-share").await;
     let s3 = s3().await;
-    let bucket = unique_bucket("share");
+    let bucket = format!("retention-{namespace}");
     create_bucket(&s3, &bucket).await;
 
     create(&api, &policy("biometrics", &bucket, biometric_rules(730))).await;
@@ -498,7 +489,7 @@ async fn kms_key() -> String {
 async fn posture_audit_reports_and_enforce_corrects() {
     let (client, namespace, api, operator) = setup("rp-posture").await;
     let s3 = s3().await;
-    let bucket = unique_bucket("posture");
+    let bucket = format!("retention-{namespace}");
     create_bucket(&s3, &bucket).await;
     // A weak bucket: public access block off, no versioning, default AES256, and a policy
     // statement someone else owns.
@@ -673,9 +664,9 @@ async fn posture_audit_reports_and_enforce_corrects() {
 #[tokio::test]
 #[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
 async fn an_aws_outage_degrades_then_recovers() {
-    let (_client, _namespace, api, operator) = setup("rp-outage").await;
+    let (_client, namespace, api, operator) = setup("rp-outage").await;
     let s3 = s3().await;
-    let bucket = unique_bucket("outage");
+    let bucket = format!("retention-{namespace}");
     create_bucket(&s3, &bucket).await;
     create(&api, &policy("biometrics", &bucket, biometric_rules(730))).await;
     wait_for(&api, "biometrics", "Ready", ready).await;

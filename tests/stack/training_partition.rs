@@ -216,7 +216,7 @@ async fn a_partition_gets_working_credentials_within_five_seconds() {
         .await
         .expect("GetCallerIdentity with the Secret's credentials");
     let arn = identity.arn().unwrap_or_default();
-    let session_name = format!("sp-{}-speech", setup.namespace);
+    let session_name = format!("sp-{}@speech", setup.namespace);
     let role_name = setup.role_arn.rsplit('/').next().unwrap_or_default();
     assert!(
         arn.ends_with(&format!("assumed-role/{role_name}/{session_name}")),

@@ -25,6 +25,12 @@ pub mod reasons {
     pub const INVALID_SPEC: &str = "InvalidSpec";
     /// The session policy would exceed what STS accepts.
     pub const POLICY_TOO_LARGE: &str = "PolicyTooLarge";
+    /// `secretName` names a Secret securepipe did not create for this TrainingPartition.
+    pub const SECRET_CONFLICT: &str = "SecretConflict";
+
+    // Both kinds
+    /// No TenantGrant covers what the object asks for (default deny): no AWS call made.
+    pub const NOT_GRANTED: &str = "NotGranted";
 
     // Both kinds
     /// `Degraded` false: nothing needs attention.

@@ -3,11 +3,15 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::{RetentionPolicy, TrainingPartition};
+use crate::{RetentionPolicy, TenantGrant, TrainingPartition};
 
 /// Every CRD securepipe serves.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![TrainingPartition::crd(), RetentionPolicy::crd()]
+    vec![
+        TrainingPartition::crd(),
+        RetentionPolicy::crd(),
+        TenantGrant::crd(),
+    ]
 }
 
 /// Each CRD as `(file name, YAML document)`, the form checked in under `crds/`.

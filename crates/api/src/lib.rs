@@ -7,10 +7,12 @@
 pub mod condition;
 pub mod crd;
 pub mod retention_policy;
+pub mod tenant_grant;
 pub mod training_partition;
 pub mod types;
 
 pub use retention_policy::{RetentionPolicy, RetentionPolicySpec, RetentionPolicyStatus};
+pub use tenant_grant::{TenantGrant, TenantGrantSpec};
 pub use training_partition::{TrainingPartition, TrainingPartitionSpec, TrainingPartitionStatus};
 
 /// The API group of every securepipe resource.

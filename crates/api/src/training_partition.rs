@@ -110,7 +110,7 @@ pub struct CredentialsSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 47))]
     #[x_kube(validation = kube::core::Rule::new("self.all(k, size(k) >= 1 && size(k) <= 128)").message("session tag keys must be 1 to 128 characters"))]
-    #[x_kube(validation = kube::core::Rule::new("self.all(k, !k.startsWith('securepipe:') && !k.lowerAscii().startsWith('aws:'))").message("session tag keys must not start with the reserved prefixes securepipe: or aws:"))]
+    #[x_kube(validation = kube::core::Rule::new("self.all(k, !k.lowerAscii().startsWith('securepipe:') && !k.lowerAscii().startsWith('aws:'))").message("session tag keys must not start with the reserved prefixes securepipe: or aws: (any letter case)"))]
     #[x_kube(validation = kube::core::Rule::new("self.all(k, size(self[k]) <= 256)").message("session tag values must be at most 256 characters"))]
     pub session_tags: BTreeMap<String, String>,
     /// When the resource is deleted, deny every session issued for it so far (a deny

@@ -164,6 +164,59 @@ validated_string!(
     }
 );
 
+validated_string!(
+    /// A namespace's name (a DNS-1123 label).
+    NamespaceName,
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 63,
+        "x-kubernetes-validations": [
+            {"rule": "self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",
+             "message": "must be a namespace name (lowercase letters, digits and '-')"}
+        ]
+    }
+);
+
+validated_string!(
+    /// A partition name or glob granted to tenants: `*` matches any run of characters and
+    /// `${namespace}` stands for the tenant's namespace (`${namespace}-*`).
+    PartitionPattern,
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 128,
+        "x-kubernetes-validations": [
+            {"rule": "self.matches('^([a-z0-9._*-]|[$][{]namespace[}])+$')",
+             "message": "must be lowercase letters, digits, '.', '_', '-', '*' and ${namespace}"}
+        ]
+    }
+);
+
+validated_string!(
+    /// A session tag key tenants may set: 1 to 128 characters, never under the reserved
+    /// prefixes `securepipe:` or `aws:` in any letter case.
+    SessionTagKey,
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 128,
+        "x-kubernetes-validations": [
+            {"rule": "!self.lowerAscii().startsWith('securepipe:') && !self.lowerAscii().startsWith('aws:')",
+             "message": "must not start with the reserved prefixes securepipe: or aws: (any letter case)"}
+        ]
+    }
+);
+
+validated_string!(
+    /// A lifecycle rule prefix as granted; may be empty (the whole bucket).
+    RulePrefix,
+    {
+        "type": "string",
+        "maxLength": 1024
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +241,9 @@ mod tests {
             S3Prefix::json_schema(&mut generator),
             PartitionName::json_schema(&mut generator),
             ObjectName::json_schema(&mut generator),
+            NamespaceName::json_schema(&mut generator),
+            PartitionPattern::json_schema(&mut generator),
+            SessionTagKey::json_schema(&mut generator),
         ] {
             let rules = schema
                 .get("x-kubernetes-validations")

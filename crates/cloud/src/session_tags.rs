@@ -10,6 +10,18 @@ pub const NAMESPACE: &str = "securepipe:namespace";
 /// The name of that TrainingPartition.
 pub const NAME: &str = "securepipe:name";
 
+/// Tag key prefixes only the operator (and AWS) may use. Compared without letter case: IAM
+/// treats tag keys case-insensitively, so `SecurePipe:namespace` would spoof the real one.
+pub const RESERVED_PREFIXES: [&str; 2] = ["securepipe:", "aws:"];
+
+/// Whether a tenant may not set the tag `key`.
+pub fn is_reserved(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    RESERVED_PREFIXES
+        .iter()
+        .any(|prefix| key.starts_with(prefix))
+}
+
 /// The three identifying tags of a partition's session.
 pub fn identifying(namespace: &str, name: &str, partition: &str) -> BTreeMap<String, String> {
     [(PARTITION, partition), (NAMESPACE, namespace), (NAME, name)]
@@ -26,6 +38,36 @@ pub fn principal_tag(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reserved_prefixes_are_reserved_in_any_letter_case() {
+        for key in [
+            "securepipe:name",
+            "SecurePipe:namespace",
+            "SECUREPIPE:x",
+            "aws:x",
+            "AWS:PrincipalTag",
+            "Aws:y",
+        ] {
+            assert!(is_reserved(key), "{key}");
+        }
+        for key in [
+            "team",
+            "securepipe",
+            "aws",
+            "x-securepipe:y",
+            "awsx:y",
+            "cost:aws:",
+        ] {
+            assert!(!is_reserved(key), "{key}");
+        }
+        for key in identifying("ml", "speech", "p1").keys() {
+            assert!(
+                is_reserved(key),
+                "the operator's own tags are reserved: {key}"
+            );
+        }
+    }
 
     #[test]
     fn a_session_is_identified_by_partition_namespace_and_name() {

@@ -122,11 +122,12 @@ pub async fn assume_role(
     })
 }
 
-/// `RoleSessionName` for a TrainingPartition: `sp-<namespace>-<name>`, reduced to STS's
-/// charset (`[\w+=,.@-]`) and at most 64 characters. When it must be shortened, a hash of
-/// the full name keeps distinct partitions distinct.
+/// `RoleSessionName` for a TrainingPartition: `sp-<namespace>@<name>`, reduced to STS's
+/// charset (`[\w+=,.@-]`) and at most 64 characters. Kubernetes names never contain `@`,
+/// so distinct partitions never share a name (with `-` between them, `a-b`/`c` and
+/// `a`/`b-c` did). When it must be shortened, a hash of the full name keeps them distinct.
 pub fn session_name(namespace: &str, name: &str) -> String {
-    names::bounded(&format!("sp-{namespace}-{name}"), MAX_NAME_CHARS)
+    names::bounded(&format!("sp-{namespace}@{name}"), MAX_NAME_CHARS)
 }
 
 /// `SourceIdentity` for a TrainingPartition. STS does not allow `/` here, so namespace
@@ -148,8 +149,14 @@ mod tests {
 
     #[test]
     fn short_names_are_kept_readable() {
-        assert_eq!(session_name("ml", "speech-en"), "sp-ml-speech-en");
+        assert_eq!(session_name("ml", "speech-en"), "sp-ml@speech-en");
         assert_eq!(source_identity("ml", "speech.en"), "ml@speech.en");
+    }
+
+    #[test]
+    fn namespace_and_name_never_run_together() {
+        assert_ne!(session_name("a-b", "c"), session_name("a", "b-c"));
+        assert_ne!(session_name("team", "x.y"), session_name("team-x", "y"));
     }
 
     #[test]

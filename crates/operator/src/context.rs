@@ -8,6 +8,7 @@ use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use securepipe_cloud::Aws;
 
+use crate::controllers::grants::Grants;
 use crate::metrics::Metrics;
 
 /// The name under which the operator records events and leases.
@@ -25,10 +26,12 @@ pub struct Context {
     pub aws: Aws,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
+    /// The TenantGrants every reconcile checks before any AWS call.
+    pub grants: Grants,
 }
 
 impl Context {
-    pub fn new(client: Client, aws: Aws, metrics: Arc<Metrics>) -> Self {
+    pub fn new(client: Client, aws: Aws, metrics: Arc<Metrics>, grants: Grants) -> Self {
         let reporter = Reporter {
             controller: CONTROLLER_NAME.to_owned(),
             instance: std::env::var("POD_NAME").ok(),
@@ -39,6 +42,7 @@ impl Context {
             aws,
             metrics,
             recorder,
+            grants,
         }
     }
 

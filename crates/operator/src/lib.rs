@@ -7,6 +7,7 @@
 
 pub mod context;
 pub mod controllers;
+pub mod grant_coverage;
 pub mod health;
 pub mod leader;
 pub mod metrics;

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use kube::Client;
 use kube::api::ListParams;
+use securepipe_api::tenant_grant::TenantGrant;
 use securepipe_api::{RetentionPolicy, TrainingPartition};
 use securepipe_cloud::{Aws, AwsSettings};
 use tokio_util::sync::CancellationToken;
 
 use crate::Context;
+use crate::controllers::grants::{GrantFeed, Grants};
 use crate::controllers::{WatchScope, retention_policy, training_partition};
 use crate::health::{self, Health};
 use crate::leader::{ElectionError, Elector, LeaseSettings};
@@ -68,7 +70,8 @@ pub async fn run(client: Client, settings: Settings) -> Result<(), RunError> {
 
     let aws = Aws::from_env(settings.aws.clone()).await;
     let leading = metrics.leading.clone();
-    let ctx = Arc::new(Context::new(client.clone(), aws, metrics));
+    let (grants, grant_feed) = Grants::new();
+    let ctx = Arc::new(Context::new(client.clone(), aws, metrics, grants));
 
     if !wait_for_crds(&client, &settings.scope, &shutdown).await {
         return finish(listener, settings.listen).await;
@@ -95,6 +98,7 @@ pub async fn run(client: Client, settings: Settings) -> Result<(), RunError> {
     let controllers = shutdown.child_token();
     let running = tokio::spawn(run_controllers(
         ctx,
+        grant_feed,
         settings.scope.clone(),
         controllers.clone(),
     ));
@@ -127,15 +131,21 @@ pub async fn run(client: Client, settings: Settings) -> Result<(), RunError> {
     finish(listener, settings.listen).await
 }
 
-async fn run_controllers(ctx: Arc<Context>, scope: WatchScope, shutdown: CancellationToken) {
+async fn run_controllers(
+    ctx: Arc<Context>,
+    grant_feed: GrantFeed,
+    scope: WatchScope,
+    shutdown: CancellationToken,
+) {
     tokio::join!(
+        grant_feed.run(ctx.client.clone(), scope.clone(), shutdown.clone()),
         training_partition::run(ctx.clone(), scope.clone(), shutdown.clone()),
         retention_policy::run(ctx, scope, shutdown),
     );
 }
 
-/// Waits until the apiserver serves both CRDs in `scope` (readiness stays false until
-/// then). Returns false on shutdown.
+/// Waits until the apiserver serves the CRDs in `scope`, TenantGrant included (without
+/// it every object would wait for grants; readiness stays false until then). Returns false on shutdown.
 async fn wait_for_crds(client: &Client, scope: &WatchScope, shutdown: &CancellationToken) -> bool {
     let one = ListParams::default().limit(1);
     loop {
@@ -147,9 +157,12 @@ async fn wait_for_crds(client: &Client, scope: &WatchScope, shutdown: &Cancellat
             .api::<RetentionPolicy>(client.clone())
             .list_metadata(&one)
             .await;
-        match (partitions, policies) {
-            (Ok(_), Ok(_)) => return true,
-            (Err(err), _) | (_, Err(err)) => {
+        let grants = kube::Api::<TenantGrant>::all(client.clone())
+            .list_metadata(&one)
+            .await;
+        match (partitions, policies, grants) {
+            (Ok(_), Ok(_), Ok(_)) => return true,
+            (Err(err), _, _) | (_, Err(err), _) | (_, _, Err(err)) => {
                 tracing::warn!(error = %err, "securepipe CRDs not served yet (install crds/); retrying");
             }
         }

@@ -7,6 +7,9 @@
 #
 #   GET /_localstack/securepipe/sts-sessions/<access key id>
 #   -> {"roleArn", "sessionName", "policy", "durationSeconds", "tags", "transitiveTagKeys"}
+#   GET /_localstack/securepipe/sts-sessions-named/<role session name>
+#   -> {"sessions": [{"roleArn", "sessionName"}, ...]}  (every AssumeRole under that name;
+#      the tenancy suite proves a refused object never reached STS)
 #
 # It is part of the test stack only (tests/env); nothing in the product calls it.
 from localstack.http import Resource
@@ -37,6 +40,23 @@ class StsSessionResource:
         raise NotFound("no STS session has this access key id")
 
 
+class StsSessionsNamedResource:
+    def on_get(self, request, session_name: str):
+        sessions = [
+            {"roleArn": session.role_arn, "sessionName": session.session_name}
+            for by_partition in sts_backends.values()
+            for backend in by_partition.values()
+            for session in backend.assumed_roles
+            if session.session_name == session_name
+        ]
+        return {"sessions": sessions}
+
+
+get_internal_apis().add(
+    Resource(
+        "/_localstack/securepipe/sts-sessions-named/<session_name>", StsSessionsNamedResource()
+    )
+)
 get_internal_apis().add(
     Resource("/_localstack/securepipe/sts-sessions/<access_key_id>", StsSessionResource())
 )

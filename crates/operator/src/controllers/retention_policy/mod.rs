@@ -46,9 +46,12 @@ pub async fn run(ctx: Arc<Context>, scope: WatchScope, shutdown: CancellationTok
             PredicateConfig::default(),
         );
     let (recheck, rechecks) = futures::channel::mpsc::unbounded();
+    let grant_changes = ctx.grants.changes();
     let state = Arc::new(state::State::new(ctx, reader.clone(), recheck));
     let running = Controller::for_stream(changes, reader.clone())
         .reconcile_on(rechecks)
+        // A grant added, changed or removed may change any verdict.
+        .reconcile_all_on(grant_changes)
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
         .run(reconcile::reconcile, reconcile::error_policy, state)
         .for_each(|result| async move {

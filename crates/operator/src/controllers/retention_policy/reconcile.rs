@@ -19,7 +19,7 @@ use securepipe_cloud::lifecycle::{
 };
 
 use super::super::error;
-use super::super::{Error, ObjectKey, events, status_patch};
+use super::super::{Error, ObjectKey, events, grants, status_patch};
 use super::conflict::{self, Claim};
 use super::merge::{self, Difference};
 use super::ownership::{self, Owner};
@@ -29,6 +29,7 @@ use super::status;
 use super::validate;
 use super::{CONTROLLER, FINALIZER, KIND};
 use crate::context::{ACTION_CLEANUP, ACTION_RECONCILE};
+use crate::grant_coverage::Verdict;
 use crate::managers;
 
 /// How often a write is read back before it counts as not taken effect.
@@ -70,6 +71,8 @@ enum Outcome {
     /// The spec is valid, but with the bucket's other rules the document would exceed
     /// S3's limit: nothing was written; retried every resync (other rules may go).
     TooManyRules { problems: Vec<String> },
+    /// No TenantGrant covers the bucket, prefixes or posture: no AWS call was made.
+    NotGranted { message: String },
     /// Another policy claims the same rules: nothing was written.
     Conflict { conflicts: Vec<String> },
     /// An AWS call failed (or a write did not take effect).
@@ -94,6 +97,7 @@ impl Outcome {
         match self {
             Self::Invalid { .. } => "Invalid",
             Self::TooManyRules { .. } => "TooManyRules",
+            Self::NotGranted { .. } => "NotGranted",
             Self::Conflict { .. } => "Conflict",
             Self::Failed { .. } => "Failed",
             Self::Synced { written: None, .. } => "UpToDate",
@@ -167,6 +171,16 @@ impl Run<'_> {
             Ok(desired) => desired,
             Err(problems) => return Ok(Outcome::Invalid { problems }),
         };
+        // Default deny, before any AWS call.
+        let verdict = self
+            .state
+            .ctx
+            .grants
+            .retention(&self.object.namespace, self.policy)
+            .await;
+        if let Verdict::NotGranted { message } = verdict {
+            return Ok(Outcome::NotGranted { message });
+        }
 
         let s3 =
             lifecycle::client(&self.state.ctx.aws, &spec.region, spec.role_arn.as_deref()).await;
@@ -250,6 +264,28 @@ impl Run<'_> {
             Outcome::TooManyRules { problems } => {
                 self.report(&status::Outcome::Invalid {
                     problems: &problems,
+                })
+                .await?;
+                Ok(Action::requeue(resync))
+            }
+            Outcome::NotGranted { message } => {
+                let message =
+                    grants::not_granted(KIND, &self.object.namespace, &self.object.name, &message);
+                tracing::warn!(object = %self.object, %message, "retentionpolicy: not granted");
+                self.state
+                    .ctx
+                    .metrics
+                    .record_error(CONTROLLER, reasons::NOT_GRANTED);
+                let announced = self.status.as_ref().is_some_and(|s| {
+                    condition::is_true_with(&s.conditions, types::DEGRADED, reasons::NOT_GRANTED)
+                });
+                if !announced {
+                    self.event(EventType::Warning, reasons::NOT_GRANTED, message.clone())
+                        .await;
+                }
+                self.report(&status::Outcome::Failed {
+                    reason: reasons::NOT_GRANTED,
+                    message,
                 })
                 .await?;
                 Ok(Action::requeue(resync))
@@ -644,10 +680,19 @@ mod tests {
     }
 
     fn state() -> (Arc<State>, ApiServer) {
+        state_granted(&["{namespaces: [ml], retention: [{bucket: biometrics, prefixes: [raw/]}]}"])
+    }
+
+    fn state_granted(grants: &[&str]) -> (Arc<State>, ApiServer) {
         let (client, server) = mock_client();
         // Nothing listens on port 9: a path that calls AWS fails the test.
         let aws = Aws::with_endpoint("http://127.0.0.1:9", "eu-west-1", AwsSettings::default());
-        let ctx = Arc::new(Context::new(client, aws, Arc::new(Metrics::new())));
+        let ctx = Arc::new(Context::new(
+            client,
+            aws,
+            Arc::new(Metrics::new()),
+            crate::controllers::grants::holding(grants),
+        ));
         let (store, _writer) = reflector::store();
         let (recheck, _rechecks) = futures::channel::mpsc::unbounded();
         (Arc::new(State::new(ctx, store, recheck)), server)
@@ -712,6 +757,36 @@ mod tests {
         let mut reported = policy(true);
         reported.status = Some(serde_json::from_value(status).unwrap());
         reconcile(Arc::new(reported), state).await.unwrap();
+        server.expect_no_more();
+    }
+
+    #[tokio::test]
+    async fn an_ungranted_bucket_is_refused_without_aws() {
+        // Granted another bucket only; the policy itself is valid.
+        let (state, mut server) = state_granted(&[
+            "{namespaces: [ml], retention: [{bucket: other-team, prefixes: [\"\"]}]}",
+        ]);
+        let mut valid = policy(true);
+        valid.spec.rules[0].transitions[0].days = 30;
+        let reconciling = tokio::spawn(reconcile(Arc::new(valid.clone()), state));
+        let event = server
+            .expect("POST", "/apis/events.k8s.io/v1/namespaces/ml/events")
+            .await;
+        assert_eq!(event.body["reason"], "NotGranted");
+        let note = event.body["note"].as_str().unwrap_or_default().to_owned();
+        assert!(note.contains("lifecycle of bucket biometrics"), "{note}");
+        let body = event.body.clone();
+        event.ok(&body);
+        let apply = server.expect("PATCH", &format!("{POLICY}/status?")).await;
+        let ready = apply.body["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+            .cloned()
+            .unwrap();
+        assert_eq!(ready["reason"], "NotGranted");
+        apply.ok(&serde_json::to_value(&valid).unwrap());
+        // Port 9 refuses: reaching AWS would have failed the reconcile differently.
+        reconciling.await.unwrap().unwrap();
         server.expect_no_more();
     }
 }

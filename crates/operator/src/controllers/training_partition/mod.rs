@@ -45,6 +45,8 @@ pub async fn run(ctx: Arc<Context>, scope: WatchScope, shutdown: CancellationTok
         .debounce(Duration::from_millis(250));
     let controller = Controller::new(partitions, watcher::Config::default().any_semantic())
         .owns(secrets, owned)
+        // A grant added, changed or removed may change any verdict.
+        .reconcile_all_on(ctx.grants.changes())
         .with_config(config)
         .graceful_shutdown_on(shutdown.clone().cancelled_owned());
     let store = controller.store();

@@ -50,6 +50,10 @@ pub enum PlanError {
     },
     #[error("spec.roleArn {0} is not an ARN")]
     RoleArn(String),
+    #[error(
+        "spec.credentials.sessionTags key {0} uses a reserved prefix (securepipe: or aws:, in any letter case)"
+    )]
+    ReservedTagKey(String),
 }
 
 impl PlanError {
@@ -97,7 +101,15 @@ pub fn plan(namespace: &str, name: &str, tp: &TrainingPartition) -> Result<Plan,
             Access::ReadWrite => session_policy::Access::ReadWrite,
         },
     })?;
-    // The identifying tags are the operator's: they override any user tag of that key.
+    // Admission refuses these too; an older CRD may not have.
+    if let Some(key) = spec
+        .credentials
+        .session_tags
+        .keys()
+        .find(|key| session_tags::is_reserved(key))
+    {
+        return Err(PlanError::ReservedTagKey(key.clone()));
+    }
     let mut tags = spec.credentials.session_tags.clone();
     tags.extend(session_tags::identifying(namespace, name, &partition));
     let mut plan = Plan {
@@ -167,7 +179,7 @@ spec:
         assert_eq!(plan.secret_name, "speech-aws");
         assert_eq!(plan.duration, Duration::from_secs(3600));
         assert_eq!(plan.renew_before, Duration::from_secs(1200));
-        assert_eq!(plan.session_name, "sp-ml-speech");
+        assert_eq!(plan.session_name, "sp-ml@speech");
         assert_eq!(plan.source_identity, "ml@speech");
         assert!(
             plan.policy
@@ -233,6 +245,20 @@ spec:
             plan("ml", "speech", &renew),
             Err(PlanError::RenewBeforeTooLong { .. })
         ));
+    }
+
+    #[test]
+    fn reserved_tag_keys_are_refused_in_any_letter_case() {
+        for key in [
+            "securepipe:namespace",
+            "SecurePipe:namespace",
+            "AWS:SourceIdentity",
+        ] {
+            let yaml = format!("{BASE}  credentials: {{sessionTags: {{'{key}': other-team}}}}\n");
+            let err = plan("ml", "speech", &partition(&yaml)).unwrap_err();
+            assert_eq!(err, PlanError::ReservedTagKey(key.to_owned()));
+            assert_eq!(err.reason(), "InvalidSpec");
+        }
     }
 
     #[test]

@@ -14,16 +14,17 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer;
 use securepipe_api::TrainingPartition;
-use securepipe_api::condition::{self, types};
+use securepipe_api::condition::{self, reasons, types};
 use securepipe_cloud::sts::{self, SessionRequest, StsError};
 
 use super::super::error::{self, is_not_found};
-use super::super::{Error, ObjectKey, events, status_patch};
+use super::super::{Error, ObjectKey, events, grants, status_patch};
 use super::plan::{Plan, PlanError, plan};
 use super::renewal::{self, Decision, Held, MintReason};
 use super::status;
 use super::{CONTROLLER, KIND, revoke, secret};
 use crate::context::ACTION_RECONCILE;
+use crate::grant_coverage::Verdict;
 use crate::{Context, managers};
 
 /// How soon to retry after a failure that may pass by itself, and after one that needs
@@ -45,7 +46,17 @@ pub async fn reconcile(tp: Arc<TrainingPartition>, ctx: Arc<Context>) -> Result<
                 let outcome = run.steps().await?;
                 run.conclude(outcome).await
             }
-            finalizer::Event::Cleanup(tp) => revoke::cleanup(&tp, &ctx, &object).await,
+            finalizer::Event::Cleanup(tp) => {
+                // Revocation writes a deny into the role: only for what a grant covers, or
+                // any namespace could deny another team's sessions by naming its role and
+                // partition. (A grant removed earlier already revoked, in `withdraw`.)
+                let verdict = ctx.grants.partition(&object.namespace, &tp).await;
+                if let Verdict::NotGranted { message } = verdict {
+                    tracing::info!(%object, %message, "not granted: released without revoking");
+                    return Ok(Action::await_change());
+                }
+                revoke::cleanup(&tp, &ctx, &object).await
+            }
         }
     })
     .await
@@ -61,6 +72,12 @@ pub fn error_policy(_tp: Arc<TrainingPartition>, err: &Error, ctx: Arc<Context>)
 enum Outcome {
     /// The spec cannot be acted on.
     Refused(PlanError),
+    /// No TenantGrant covers the spec: nothing is minted; a Secret this object held is
+    /// removed (and its sessions revoked with `revokeOnDelete`).
+    NotGranted { plan: Plan, message: String },
+    /// `secretName` names a Secret securepipe did not create for this TrainingPartition:
+    /// nothing is minted and the Secret is not touched.
+    SecretConflict { plan: Plan },
     /// The session in the Secret matches the spec and is not due: nothing to do.
     Kept {
         plan: Plan,
@@ -87,6 +104,8 @@ impl Outcome {
     fn label(&self) -> &'static str {
         match self {
             Self::Refused(_) => "Refused",
+            Self::NotGranted { .. } => "NotGranted",
+            Self::SecretConflict { .. } => "SecretConflict",
             Self::Kept { .. } => "Kept",
             Self::Minted { .. } => "Minted",
             Self::MintFailed { .. } => "MintFailed",
@@ -129,11 +148,26 @@ impl<'a> Run<'a> {
             Ok(plan) => plan,
             Err(err) => return Ok(Outcome::Refused(err)),
         };
+        // Default deny, before anything touches the Secret or AWS.
+        let verdict = self
+            .ctx
+            .grants
+            .partition(&self.object.namespace, self.tp)
+            .await;
+        if let Verdict::NotGranted { message } = verdict {
+            return Ok(Outcome::NotGranted { plan, message });
+        }
         let existing = self
             .secrets
             .get_opt(&plan.secret_name)
             .await
             .map_err(self.object.kube("read the credentials Secret"))?;
+        if existing
+            .as_ref()
+            .is_some_and(|s| !secret::is_ours(s, self.tp))
+        {
+            return Ok(Outcome::SecretConflict { plan });
+        }
         let held = existing.as_ref().and_then(|s| secret::held(s, self.tp));
         let uid = self.tp.meta().uid.as_deref().unwrap_or_default();
         let jitter = renewal::jitter(uid, plan.renew_before, plan.duration);
@@ -272,6 +306,24 @@ impl<'a> Run<'a> {
                     RETRY_PERMANENT
                 }))
             }
+            Outcome::NotGranted { plan, message } => {
+                self.ctx.metrics.set_expiring(&self.object.path(), false);
+                self.withdraw(&plan).await?;
+                let message =
+                    grants::not_granted(KIND, &self.object.namespace, &self.object.name, &message);
+                self.failed(reasons::NOT_GRANTED, message, &plan.secret_name, None)
+                    .await?;
+                Ok(Action::requeue(RETRY_PERMANENT))
+            }
+            Outcome::SecretConflict { plan } => {
+                let message = format!(
+                    "Secret {} exists and was not created by securepipe for this TrainingPartition; it is left alone. Choose another spec.credentials.secretName, or remove that Secret",
+                    plan.secret_name
+                );
+                self.failed(reasons::SECRET_CONFLICT, message, &plan.secret_name, None)
+                    .await?;
+                Ok(Action::requeue(RETRY_PERMANENT))
+            }
             Outcome::Refused(err) => {
                 let secret_name = self
                     .tp
@@ -313,6 +365,35 @@ impl<'a> Run<'a> {
             held,
         })
         .await
+    }
+
+    /// No longer granted: the Secret this object holds is deleted (credentials are not
+    /// renewed), and with `revokeOnDelete` the sessions it held are revoked. A Secret
+    /// that is not ours is left alone; without one there is nothing to do (no AWS call).
+    async fn withdraw(&self, plan: &Plan) -> Result<(), Error> {
+        let existing = self
+            .secrets
+            .get_opt(&plan.secret_name)
+            .await
+            .map_err(self.object.kube("read the credentials Secret"))?;
+        let Some(existing) = existing.filter(|s| secret::is_ours(s, self.tp)) else {
+            return Ok(());
+        };
+        let held = secret::held(&existing, self.tp).is_some();
+        if held && self.tp.spec.credentials.revoke_on_delete {
+            revoke::cleanup(self.tp, self.ctx, self.object).await?;
+        }
+        match self
+            .secrets
+            .delete(&plan.secret_name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(err) if is_not_found(&err) => {}
+            Err(err) => return Err(self.object.kube("delete the credentials Secret")(err)),
+        }
+        tracing::info!(object = %self.object, secret = %plan.secret_name, "not granted: credentials Secret removed");
+        Ok(())
     }
 
     /// With valid credentials held: status `Valid`, and the Secret of a previous
@@ -430,10 +511,25 @@ spec:
     /// A context whose AWS endpoint is `aws_endpoint` (nothing listens on port 9: a test
     /// that should not call AWS fails if it does).
     fn context(aws_endpoint: &str) -> (Arc<Context>, ApiServer) {
+        context_granted(aws_endpoint, &[GRANT])
+    }
+
+    /// What `partition("")` asks for, in namespace `ml`.
+    const GRANT: &str = r#"
+namespaces: [ml]
+roleArns: ["arn:aws:iam::123456789012:role/trainer"]
+buckets: [biometrics]
+partitions: [speech]
+maxAccess: ReadWrite
+maxDuration: 12h
+"#;
+
+    fn context_granted(aws_endpoint: &str, grants: &[&str]) -> (Arc<Context>, ApiServer) {
         let (client, server) = mock_client();
         let aws = Aws::with_endpoint(aws_endpoint, "eu-west-1", AwsSettings::default());
+        let grants = crate::controllers::grants::holding(grants);
         (
-            Arc::new(Context::new(client, aws, Arc::new(Metrics::new()))),
+            Arc::new(Context::new(client, aws, Arc::new(Metrics::new()), grants)),
             server,
         )
     }
@@ -447,7 +543,7 @@ spec:
             secret_access_key: SecretString::from("secret"),
             session_token: SecretString::from("token"),
             expiration: now + jiff::SignedDuration::from_hours(1),
-            assumed_role_arn: "arn:aws:sts::123456789012:assumed-role/trainer/sp-ml-speech"
+            assumed_role_arn: "arn:aws:sts::123456789012:assumed-role/trainer/sp-ml@speech"
                 .to_owned(),
         };
         secret::build(tp, &plan, &session, now)
@@ -560,6 +656,37 @@ spec:
     }
 
     #[tokio::test]
+    async fn a_foreign_secret_under_secret_name_is_left_alone() {
+        let tp = partition("");
+        let (ctx, mut server) = context("http://127.0.0.1:9");
+        let reconciling = tokio::spawn(reconcile(Arc::new(tp.clone()), ctx.clone()));
+        // Someone's own Secret: no owner, no securepipe labels.
+        let foreign = json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "speech-aws", "namespace": "ml", "uid": "f00d"},
+            "data": {"password": "aHVudGVyMg=="},
+        });
+        server.expect("GET", SECRET).await.ok(&foreign);
+        let event = server.expect("POST", EVENTS).await;
+        assert_eq!(event.body["type"], "Warning");
+        assert_eq!(event.body["reason"], "SecretConflict");
+        let body = event.body.clone();
+        event.ok(&body);
+        let apply = server
+            .expect("PATCH", &format!("{PARTITION}/status?"))
+            .await;
+        let status = &apply.body["status"];
+        assert_eq!(condition(status, "Ready")["reason"], "SecretConflict");
+        assert!(status.get("credentials").is_none(), "{status}");
+        apply.ok(&serde_json::to_value(&tp).unwrap());
+        reconciling.await.unwrap().unwrap();
+        // No Secret write, no AWS call (nothing listens on the AWS endpoint).
+        server.expect_no_more();
+        assert_eq!(outcomes(&ctx, "SecretConflict"), 1);
+        assert_eq!(ctx.metrics.credentials_minted.get(), 0);
+    }
+
+    #[tokio::test]
     async fn revoke_on_delete_adds_the_finalizer_before_anything_else() {
         let tp = partition("  credentials: {revokeOnDelete: true}\n");
         let (ctx, mut server) = context("http://127.0.0.1:9");
@@ -609,9 +736,11 @@ spec:
 
     #[tokio::test]
     async fn a_failed_revocation_keeps_the_finalizer() {
-        // Not a role ARN: refused before any AWS call.
+        // Not a role ARN (granted, so the revocation is attempted): refused before any AWS
+        // call.
         let tp = deleted("arn:aws:iam::123456789012:user/alice");
-        let (ctx, mut server) = context("http://127.0.0.1:9");
+        let alice = GRANT.replace("role/trainer", "user/alice");
+        let (ctx, mut server) = context_granted("http://127.0.0.1:9", &[&alice]);
         let reconciling = tokio::spawn(reconcile(Arc::new(tp), ctx));
         let event = server.expect("POST", EVENTS).await;
         assert_eq!(event.body["type"], "Warning");
@@ -685,6 +814,65 @@ spec:
         let mut released = tp;
         released.metadata.finalizers = None;
         release.ok(&serde_json::to_value(&released).unwrap());
+        assert_eq!(reconciling.await.unwrap().unwrap(), Action::await_change());
+        server.expect_no_more();
+    }
+
+    #[tokio::test]
+    async fn without_a_grant_nothing_is_minted_and_the_held_secret_is_removed() {
+        let tp = partition("");
+        // Granted the bucket and partition but another team's role.
+        let other_role = GRANT.replace("role/trainer", "role/other-team");
+        let (ctx, mut server) = context_granted("http://127.0.0.1:9", &[&other_role]);
+        let reconciling = tokio::spawn(reconcile(Arc::new(tp.clone()), ctx.clone()));
+        // The Secret it held before the grant changed.
+        server
+            .expect("GET", SECRET)
+            .await
+            .ok(&serde_json::to_value(fresh_secret(&tp)).unwrap());
+        let delete = server.expect("DELETE", SECRET).await;
+        delete.ok(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
+        let event = server.expect("POST", EVENTS).await;
+        assert_eq!(event.body["type"], "Warning");
+        assert_eq!(event.body["reason"], "NotGranted");
+        let note = event.body["note"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            note.contains("spec.roleArn arn:aws:iam::123456789012:role/trainer"),
+            "{note}"
+        );
+        let body = event.body.clone();
+        event.ok(&body);
+        let apply = server
+            .expect("PATCH", &format!("{PARTITION}/status?"))
+            .await;
+        let status = &apply.body["status"];
+        assert_eq!(condition(status, "Ready")["status"], "False");
+        assert_eq!(condition(status, "Ready")["reason"], "NotGranted");
+        assert!(status.get("credentials").is_none(), "{status}");
+        apply.ok(&serde_json::to_value(&tp).unwrap());
+        reconciling.await.unwrap().unwrap();
+        // No AWS call (nothing listens on port 9), no mint.
+        server.expect_no_more();
+        assert_eq!(outcomes(&ctx, "NotGranted"), 1);
+        assert_eq!(ctx.metrics.credentials_minted.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn deleting_an_ungranted_partition_writes_no_deny() {
+        // Another team's role: deleting must not let this namespace deny their sessions.
+        let tp = deleted("arn:aws:iam::123456789012:role/other-team");
+        let (ctx, mut server) = context("http://127.0.0.1:9");
+        let reconciling = tokio::spawn(reconcile(Arc::new(tp.clone()), ctx));
+        let release = server.expect("PATCH", &format!("{PARTITION}?")).await;
+        assert!(
+            release.body.to_string().contains("remove"),
+            "{}",
+            release.body
+        );
+        let mut released = tp;
+        released.metadata.finalizers = None;
+        release.ok(&serde_json::to_value(&released).unwrap());
+        // No IAM call (nothing listens on port 9), no event.
         assert_eq!(reconciling.await.unwrap().unwrap(), Action::await_change());
         server.expect_no_more();
     }

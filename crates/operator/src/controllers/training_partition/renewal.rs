@@ -91,7 +91,7 @@ mod tests {
             expires_at: at(expires_at),
             renewed_at: at("2026-11-23T10:00:00Z"),
             inputs_hash: "h1".to_owned(),
-            session_name: "sp-ml-speech".to_owned(),
+            session_name: "sp-ml@speech".to_owned(),
             access_key_id: "ASIAEXAMPLE".to_owned(),
         }
     }

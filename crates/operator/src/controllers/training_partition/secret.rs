@@ -116,13 +116,22 @@ pub fn wipe(secret: &mut Secret) {
     }
 }
 
-/// The session a Secret holds, if securepipe wrote it for this TrainingPartition.
-pub fn held(secret: &Secret, tp: &TrainingPartition) -> Option<Held> {
-    let owned = secret
+/// Whether securepipe wrote `secret` for this TrainingPartition: controlled by it (owner
+/// UID) and labelled as securepipe's, for it. Any other Secret is never written or deleted.
+pub fn is_ours(secret: &Secret, tp: &TrainingPartition) -> bool {
+    let controlled = secret
         .owner_references()
         .iter()
         .any(|owner| Some(&owner.uid) == tp.meta().uid.as_ref() && owner.controller == Some(true));
-    if !owned {
+    let labels = secret.labels();
+    controlled
+        && labels.get(LABEL_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY)
+        && labels.get(LABEL_PARTITION) == Some(&tp.name_any())
+}
+
+/// The session a Secret holds, if securepipe wrote it for this TrainingPartition.
+pub fn held(secret: &Secret, tp: &TrainingPartition) -> Option<Held> {
+    if !is_ours(secret, tp) {
         return None;
     }
     let annotations = secret.annotations();
@@ -172,9 +181,25 @@ spec: {bucket: biometrics, region: eu-west-1, roleArn: "arn:aws:iam::12345678901
             secret_access_key: SecretString::from("wJalrXUtnFEMI/K7MDENG"),
             session_token: SecretString::from("FwoGZXIvYXdzEXAMPLETOKEN"),
             expiration: "2026-11-23T11:00:00Z".parse().unwrap(),
-            assumed_role_arn: "arn:aws:sts::123456789012:assumed-role/trainer/sp-ml-speech"
+            assumed_role_arn: "arn:aws:sts::123456789012:assumed-role/trainer/sp-ml@speech"
                 .to_owned(),
         }
+    }
+
+    fn partition_and_plan() -> (TrainingPartition, Plan) {
+        let tp = partition();
+        let plan = plan("ml", "speech", &tp).unwrap();
+        (tp, plan)
+    }
+
+    /// The Secret for [`session`], renewed at a fixed time.
+    fn built(tp: &TrainingPartition, plan: &Plan) -> Secret {
+        build(
+            tp,
+            plan,
+            &session(),
+            "2026-11-23T10:00:00Z".parse().unwrap(),
+        )
     }
 
     fn text(secret: &Secret, key: &str) -> String {
@@ -183,14 +208,8 @@ spec: {bucket: biometrics, region: eu-west-1, roleArn: "arn:aws:iam::12345678901
 
     #[test]
     fn the_secret_carries_env_files_and_credential_process() {
-        let tp = partition();
-        let plan = plan("ml", "speech", &tp).unwrap();
-        let secret = build(
-            &tp,
-            &plan,
-            &session(),
-            "2026-11-23T10:00:00Z".parse().unwrap(),
-        );
+        let (tp, plan) = partition_and_plan();
+        let secret = built(&tp, &plan);
         assert_eq!(secret.metadata.name.as_deref(), Some("speech-aws"));
         assert_eq!(secret.type_.as_deref(), Some("Opaque"));
         assert_eq!(text(&secret, "AWS_ACCESS_KEY_ID"), "ASIAEXAMPLE");
@@ -224,45 +243,45 @@ spec: {bucket: biometrics, region: eu-west-1, roleArn: "arn:aws:iam::12345678901
 
     #[test]
     fn a_built_secret_reads_back_as_the_held_session() {
-        let tp = partition();
-        let plan = plan("ml", "speech", &tp).unwrap();
-        let secret = build(
-            &tp,
-            &plan,
-            &session(),
-            "2026-11-23T10:00:00Z".parse().unwrap(),
-        );
+        let (tp, plan) = partition_and_plan();
+        let secret = built(&tp, &plan);
         let held = held(&secret, &tp).unwrap();
         assert_eq!(held.expires_at, "2026-11-23T11:00:00Z".parse().unwrap());
         assert_eq!(held.inputs_hash, plan.inputs_hash);
         assert_eq!(held.access_key_id, "ASIAEXAMPLE");
-        assert_eq!(held.session_name, "sp-ml-speech");
+        assert_eq!(held.session_name, "sp-ml@speech");
     }
 
     #[test]
     fn a_secret_owned_by_someone_else_is_not_ours() {
-        let tp = partition();
-        let plan = plan("ml", "speech", &tp).unwrap();
-        let mut secret = build(
-            &tp,
-            &plan,
-            &session(),
-            "2026-11-23T10:00:00Z".parse().unwrap(),
-        );
+        let (tp, plan) = partition_and_plan();
+        let mut secret = built(&tp, &plan);
         secret.metadata.owner_references = None;
         assert_eq!(held(&secret, &tp), None);
     }
 
     #[test]
+    fn a_secret_without_our_labels_is_not_ours() {
+        let (tp, plan) = partition_and_plan();
+        let built = built(&tp, &plan);
+        assert!(is_ours(&built, &tp));
+        let mut unlabelled = built.clone();
+        unlabelled.metadata.labels = None;
+        assert!(!is_ours(&unlabelled, &tp));
+        let mut other_partition = built;
+        other_partition
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(LABEL_PARTITION.to_owned(), "other".to_owned());
+        assert!(!is_ours(&other_partition, &tp));
+    }
+
+    #[test]
     fn wiping_clears_every_value() {
-        let tp = partition();
-        let plan = plan("ml", "speech", &tp).unwrap();
-        let mut secret = build(
-            &tp,
-            &plan,
-            &session(),
-            "2026-11-23T10:00:00Z".parse().unwrap(),
-        );
+        let (tp, plan) = partition_and_plan();
+        let mut secret = built(&tp, &plan);
         wipe(&mut secret);
         assert!(
             secret

@@ -153,7 +153,7 @@ mod tests {
             expires_at: "2026-11-23T11:00:00Z".parse().unwrap(),
             renewed_at: "2026-11-23T10:00:00Z".parse().unwrap(),
             inputs_hash: "h".to_owned(),
-            session_name: "sp-ml-speech".to_owned(),
+            session_name: "sp-ml@speech".to_owned(),
             access_key_id: "ASIAEXAMPLE".to_owned(),
         }
     }
