@@ -3,6 +3,9 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 ENV := target/env/env.sh
 CARGO ?= cargo
+## Features of the stack suites' `securepipe` build and of their `cargo test`, the same in both
+## so nothing compiles twice: the worker's crash points (never in a release build).
+WORKSPACE_FEATURES := --features securepipe-cli/failpoints
 
 .PHONY: test demo lint fmt-check clippy unit stack-up stack-down stack-test crds bench dsp-random-check
 
@@ -36,8 +39,8 @@ stack-down:
 ## The tests marked `#[ignore = "needs the local stack ..."]`. The operator suites run the
 ## real `securepipe` binary, so it is built first.
 stack-test:
-	$(CARGO) build --locked -p securepipe-cli
-	source $(ENV) && $(CARGO) test --workspace --locked -- --ignored
+	$(CARGO) build --locked -p securepipe-cli $(WORKSPACE_FEATURES)
+	source $(ENV) && $(CARGO) test --workspace --locked $(WORKSPACE_FEATURES) -- --ignored
 
 ## Regenerate crds/ from the Rust types.
 crds:

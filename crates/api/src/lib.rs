@@ -9,6 +9,7 @@ pub mod crd;
 pub mod retention_policy;
 pub mod training_partition;
 pub mod types;
+pub mod worker;
 
 pub use retention_policy::{RetentionPolicy, RetentionPolicySpec, RetentionPolicyStatus};
 pub use training_partition::{TrainingPartition, TrainingPartitionSpec, TrainingPartitionStatus};
