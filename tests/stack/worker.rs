@@ -417,19 +417,22 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Whether any 24-byte window of `secret` appears in `logs` as raw bytes or lowercase hex.
+/// Whether `logs` contain any of 16 spread 24-byte pieces of `secret` (the whole key for
+/// short secrets), as raw bytes, lowercase hex or base64.
 fn leaks(logs: &str, secret: &[u8]) -> bool {
-    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    use base64::Engine as _;
+    let step = (secret.len() / 16).max(24);
     let raw = logs.as_bytes();
-    secret
-        .chunks(24)
-        .filter(|c| c.len() == 24)
-        .any(|chunk| raw.windows(24).any(|w| w == chunk))
-        || hex
-            .as_bytes()
-            .chunks(48)
-            .filter(|c| c.len() == 48)
-            .any(|chunk| logs.contains(std::str::from_utf8(chunk).unwrap_or_default()))
+    secret.chunks(step).filter(|c| c.len() >= 24).any(|chunk| {
+        let piece = &chunk[..24];
+        let hex: String = piece.iter().map(|b| format!("{b:02x}")).collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&piece[..18]);
+        memmem(raw, piece) || logs.contains(&hex) || logs.contains(&b64)
+    })
+}
+
+fn memmem(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Path below the partition, rate, channels, bits, float, and the Python SDK suite (or

@@ -2,21 +2,13 @@
 //! the `failpoints` feature, `FAILPOINTS=worker::after-put=return` makes the process exit
 //! with [`CRASH_EXIT_CODE`] the first time a sample reaches that boundary, as a killed Pod
 //! would; without the feature (every release build) these calls compile to nothing.
+//!
+//! In the order a sample passes them: `worker::after-get`, `after-decrypt`,
+//! `after-features`, `after-put`, `after-verify`, `after-delete-noncurrent`, `after-delete`,
+//! then once per run `worker::before-attestation`.
 
 /// The exit status of a process stopped at a failpoint.
 pub const CRASH_EXIT_CODE: i32 = 86;
-
-/// Every failpoint, in the order a sample passes them.
-pub const ALL: [&str; 8] = [
-    "worker::after-get",
-    "worker::after-decrypt",
-    "worker::after-features",
-    "worker::after-put",
-    "worker::after-verify",
-    "worker::after-delete-noncurrent",
-    "worker::after-delete",
-    "worker::before-attestation",
-];
 
 /// Reads `FAILPOINTS`; keep the guard for the whole run.
 #[cfg(feature = "failpoints")]
