@@ -3,6 +3,10 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 ENV := target/env/env.sh
 CARGO ?= cargo
+## The workspace's features in every debug build here (clippy, unit tests, the binary the
+## stack suites and the demo run), the same everywhere so nothing compiles twice: the worker's
+## crash points (FAILPOINTS=..., tests/stack/worker.rs). Release builds never enable them.
+WORKSPACE_FEATURES := --features securepipe-cli/failpoints
 
 .PHONY: test demo lint fmt-check clippy unit binary dsp-random-check stack-up stack-down \
 	stack-test crds reference-venv
@@ -19,22 +23,23 @@ fmt-check:
 	$(CARGO) fmt --all -- --check
 
 clippy:
-	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --locked $(WORKSPACE_FEATURES) -- -D warnings
 
 ## Unit tests, including the replay of the committed fuzz corpus (crates/envelope/fuzz/corpus).
 unit:
-	$(CARGO) test --workspace --locked
+	$(CARGO) test --workspace --locked $(WORKSPACE_FEATURES)
 
 ## The debug `securepipe` the stack suites and the demo run. Built for the whole workspace, so
 ## every dependency has the same features as in `unit` and nothing is compiled twice.
 binary:
-	$(CARGO) build --workspace --locked
+	$(CARGO) build --workspace --locked $(WORKSPACE_FEATURES)
 
 ## 40 random WAVs (rates, lengths, formats, channels, options) through `securepipe features`,
 ## compared with librosa 0.11 at 1e-3. A fixed seed keeps CI deterministic; explore others with
 ## `make -C tests/golden/dsp random-check SEED=N`.
 dsp-random-check: binary reference-venv
-	$(MAKE) -C tests/golden/dsp random-check PROFILE=dev CASES=40 SEED=20261123
+	$(MAKE) -C tests/golden/dsp random-check PROFILE=dev CASES=40 SEED=20261123 \
+	    FEATURES="$(WORKSPACE_FEATURES)"
 
 ## The Python reference tools (librosa, the AWS Encryption SDK): one cached venv, ~2 min cold.
 reference-venv:
@@ -52,7 +57,7 @@ stack-down:
 ## it is built first. One suite: `source target/env/env.sh && cargo test --workspace --test
 ## retention -- --ignored`.
 stack-test: binary reference-venv helm stack-up
-	source $(ENV) && $(CARGO) test --workspace --locked --no-fail-fast -- --ignored 2>&1 | \
+	source $(ENV) && $(CARGO) test --workspace --locked --no-fail-fast $(WORKSPACE_FEATURES) -- --ignored 2>&1 | \
 	    tests/ci/suite-phases.sh
 
 ## Regenerate crds/ from the Rust types.
@@ -93,7 +98,7 @@ helm:
 	tests/env/install-helm.sh >/dev/null
 
 chart-check: helm stack-up binary
-	source $(ENV) && $(CARGO) test --workspace --locked --test chart -- --include-ignored
+	source $(ENV) && $(CARGO) test --workspace --locked $(WORKSPACE_FEATURES) --test chart -- --include-ignored
 
 ## The kind suite with real Pods (needs a Docker engine): image, kind cluster, LocalStack in
 ## it, the chart, a TrainingPartition and a RetentionPolicy (tests/e2e/kind.sh). Without a
@@ -119,6 +124,6 @@ image:
 ## the tests crate: `make unit` built it already, with the same features).
 stack-test: node-images
 node-images: binary
-	$(CARGO) test --workspace --locked --no-run
+	$(CARGO) test --workspace --locked $(WORKSPACE_FEATURES) --no-run
 	tests/env/image.sh securepipe target/debug/securepipe
 	tests/env/image.sh probe target/debug/examples/aws_probe

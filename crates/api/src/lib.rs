@@ -10,6 +10,7 @@ pub mod retention_policy;
 pub mod tenant_grant;
 pub mod training_partition;
 pub mod types;
+pub mod worker;
 
 pub use retention_policy::{RetentionPolicy, RetentionPolicySpec, RetentionPolicyStatus};
 pub use tenant_grant::{TenantGrant, TenantGrantSpec};

@@ -5,8 +5,10 @@
 pub mod bucket_posture;
 pub mod config;
 pub mod failure;
+pub mod kms;
 pub mod lifecycle;
 mod names;
+pub mod objects;
 pub mod revocation;
 pub mod session_policy;
 pub mod session_tags;

@@ -6,6 +6,9 @@
 //!
 //! `throughput FILE.wav...` prints, per file, `file<TAB>rate<TAB>seconds<TAB>frames<TAB>
 //! x-real-time` for MFCC at librosa's default parameters (best of repeated runs).
+//! `throughput --end-to-end FILE.wav...` prints the same columns for the whole path of
+//! `securepipe features` and the worker: read the file, decode it, build the extractor, MFCC,
+//! encode the `.npy` and write it.
 //! `throughput --fft N` prints the best time in ns of one bare N-point f32 real FFT (plan
 //! reused, scratch preallocated): the floor any STFT pipeline pays per frame.
 
@@ -14,7 +17,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use realfft::RealFftPlanner;
-use securepipe_dsp::{FeatureExtractor, FeatureParams, decode_wav};
+use securepipe_dsp::{FeatureExtractor, FeatureParams, decode_wav, write_npy};
 
 /// Measurements keep the best sample taken within this much wall time (at least 5 samples).
 const BUDGET: Duration = Duration::from_millis(3000);
@@ -85,6 +88,14 @@ fn main() -> Result<(), Box<dyn Error>> {
         println!("{:.1}", fft_ns(n.parse()?)?);
         return Ok(());
     }
+    if let Some((flag, paths)) = args.split_first()
+        && flag == "--end-to-end"
+    {
+        for path in paths {
+            end_to_end(path)?;
+        }
+        return Ok(());
+    }
     for path in &args {
         let audio = decode_wav(&std::fs::read(path)?)?;
         let mut extractor = FeatureExtractor::new(FeatureParams::new(audio.sample_rate))?;
@@ -100,5 +111,33 @@ fn main() -> Result<(), Box<dyn Error>> {
             seconds / best.as_secs_f64()
         );
     }
+    Ok(())
+}
+
+/// Read, decode, extract, encode and write, as `securepipe features` does.
+fn end_to_end(path: &str) -> Result<(), Box<dyn Error>> {
+    let out = std::env::temp_dir().join(format!("throughput-{}.npy", std::process::id()));
+    let mut frames = 0;
+    let mut info = (0, 0.0);
+    let best = best_of(|| {
+        let audio = decode_wav(&std::fs::read(path)?)?;
+        let mut extractor = FeatureExtractor::new(FeatureParams::new(audio.sample_rate))?;
+        let features = extractor.mfcc(&audio.samples)?;
+        let mut npy = Vec::new();
+        write_npy(&mut npy, &features)?;
+        std::fs::write(&out, &npy)?;
+        frames = features.frames();
+        info = (
+            audio.sample_rate,
+            audio.samples.len() as f64 / f64::from(audio.sample_rate),
+        );
+        Ok(())
+    })?;
+    std::fs::remove_file(&out)?;
+    let (rate, seconds) = info;
+    println!(
+        "{path}\t{rate}\t{seconds}\t{frames}\t{:.1}",
+        seconds / best.as_secs_f64()
+    );
     Ok(())
 }

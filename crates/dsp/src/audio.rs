@@ -4,6 +4,7 @@
 use std::io::Cursor;
 
 use hound::{SampleFormat, WavReader};
+use zeroize::Zeroize;
 
 /// A decoded recording: mono samples at the file's own rate (nothing is resampled).
 #[derive(Debug, Clone, PartialEq)]
@@ -38,17 +39,12 @@ pub enum DecodeError {
 /// Integers are scaled as libsndfile does for float output: `x / 2^(bits - 1)`, with 8-bit data
 /// (unsigned in WAV) centred first; 32-bit values are rounded to `f32` before scaling.
 pub fn decode_wav(bytes: &[u8]) -> Result<Audio, DecodeError> {
-    let mut reader = WavReader::new(bytes)?;
-    let spec = reader.spec();
+    let spec = WavReader::new(bytes)?.spec();
     let supported = match spec.sample_format {
         SampleFormat::Int => matches!(spec.bits_per_sample, 8 | 16 | 24 | 32),
         SampleFormat::Float => spec.bits_per_sample == 32,
     };
-    let container = if spec.bits_per_sample == 24 {
-        container_bits(bytes)?
-    } else {
-        spec.bits_per_sample
-    };
+    let container = container_bits(bytes, &spec)?;
     if !supported || container != spec.bits_per_sample {
         return Err(DecodeError::Unsupported {
             kind: match spec.sample_format {
@@ -60,16 +56,7 @@ pub fn decode_wav(bytes: &[u8]) -> Result<Audio, DecodeError> {
         });
     }
 
-    let interleaved = match spec.sample_format {
-        SampleFormat::Float => reader.samples::<f32>().collect::<Result<Vec<_>, _>>()?,
-        SampleFormat::Int => {
-            let scale = (-f64::from(spec.bits_per_sample - 1)).exp2() as f32;
-            reader
-                .samples::<i32>()
-                .map(|sample| sample.map(|x| x as f32 * scale))
-                .collect::<Result<Vec<_>, _>>()?
-        }
-    };
+    let interleaved = decode_samples(bytes, &spec)?;
     Ok(Audio {
         sample_rate: spec.sample_rate,
         channels: spec.channels,
@@ -77,16 +64,67 @@ pub fn decode_wav(bytes: &[u8]) -> Result<Audio, DecodeError> {
     })
 }
 
-/// Bits each 24-bit integer sample occupies in the data chunk (24, or 32 for
-/// WAVE_FORMAT_EXTENSIBLE's left-justified 24-in-32, which hound reads differently from
-/// libsndfile): measured by reading one sample, as hound does not expose the container size.
-fn container_bits(bytes: &[u8]) -> Result<u16, hound::Error> {
+/// Every sample of the data chunk, converted in one pass over the bytes (hound's per-sample
+/// reader cost more than the FFTs). Same values as hound's `samples::<i32>()` (`<f32>` for
+/// float) scaled as above; a data chunk shorter than its declared length is an error.
+fn decode_samples(bytes: &[u8], spec: &hound::WavSpec) -> Result<Vec<f32>, DecodeError> {
+    let mut cursor = Cursor::new(bytes);
+    let reader = WavReader::new(&mut cursor)?;
+    let count = reader.len() as usize;
+    let start = usize::try_from(reader.into_inner().position()).unwrap_or(usize::MAX);
+    let width = usize::from(spec.bits_per_sample / 8);
+    let data = count
+        .checked_mul(width)
+        .and_then(|len| bytes.get(start..start.checked_add(len)?))
+        .ok_or_else(|| {
+            hound::Error::IoError(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the data chunk is shorter than its declared length",
+            ))
+        })?;
+    let scale = (-f64::from(spec.bits_per_sample - 1)).exp2() as f32;
+    let samples = match (spec.sample_format, width) {
+        (SampleFormat::Float, _) => data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        // 8-bit WAV data is unsigned, centred on 128.
+        (SampleFormat::Int, 1) => data
+            .iter()
+            .map(|&b| (i32::from(b) - 128) as f32 * scale)
+            .collect(),
+        (SampleFormat::Int, 2) => data
+            .chunks_exact(2)
+            .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) * scale)
+            .collect(),
+        // Sign-extend by placing the three bytes high in an i32 and shifting back.
+        (SampleFormat::Int, 3) => data
+            .chunks_exact(3)
+            .map(|b| (i32::from_le_bytes([0, b[0], b[1], b[2]]) >> 8) as f32 * scale)
+            .collect(),
+        (SampleFormat::Int, _) => data
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32 * scale)
+            .collect(),
+    };
+    Ok(samples)
+}
+
+/// Bits each sample occupies in the data chunk (for example 32 for WAVE_FORMAT_EXTENSIBLE's
+/// left-justified 24-in-32, which hound reads differently from libsndfile): measured by
+/// reading one sample, as hound does not expose the container size. An empty data chunk
+/// counts as packed.
+fn container_bits(bytes: &[u8], spec: &hound::WavSpec) -> Result<u16, hound::Error> {
     let mut cursor = Cursor::new(bytes);
     let data_start = WavReader::new(&mut cursor)?.into_inner().position();
     cursor.set_position(0);
     let mut reader = WavReader::new(&mut cursor)?;
-    if reader.samples::<i32>().next().transpose()?.is_none() {
-        return Ok(24);
+    let read_one = match spec.sample_format {
+        SampleFormat::Float => reader.samples::<f32>().next().transpose()?.is_some(),
+        SampleFormat::Int => reader.samples::<i32>().next().transpose()?.is_some(),
+    };
+    if !read_one {
+        return Ok(spec.bits_per_sample);
     }
     let bytes_per_sample = reader.into_inner().position() - data_start;
     Ok(u16::try_from(bytes_per_sample * 8).unwrap_or(u16::MAX))
@@ -94,15 +132,18 @@ fn container_bits(bytes: &[u8]) -> Result<u16, hound::Error> {
 
 /// The mean over channels of interleaved samples, summed in channel order in `f32` as numpy's
 /// `mean` does for float32 data.
-fn downmix(interleaved: Vec<f32>, channels: usize) -> Vec<f32> {
+fn downmix(mut interleaved: Vec<f32>, channels: usize) -> Vec<f32> {
     if channels <= 1 {
         return interleaved;
     }
     let count = channels as f32;
-    interleaved
+    let mono = interleaved
         .chunks_exact(channels)
         .map(|frame| frame.iter().fold(0.0f32, |sum, &x| sum + x) / count)
-        .collect()
+        .collect();
+    // The interleaved signal may be sensitive (decrypted audio): leave no copy behind.
+    interleaved.zeroize();
+    mono
 }
 
 #[cfg(test)]
@@ -201,6 +242,38 @@ mod tests {
         assert!(matches!(decode_wav(&float64), Err(DecodeError::Wav(_))));
         let err = decode_wav(b"RIFF\x04\0\0\0WAVEjunk").expect_err("junk");
         assert!(err.to_string().contains("not a readable WAV"), "{err}");
+    }
+
+    #[test]
+    fn bulk_decoding_equals_hounds_sample_by_sample_reading() {
+        let values: Vec<i32> = (0..999i32)
+            .map(|i| i.wrapping_mul(2_654_435_761u32 as i32))
+            .collect();
+        for (bits, channels) in [(8u16, 1u16), (16, 2), (24, 3), (32, 1)] {
+            let shift = 32 - u32::from(bits);
+            let samples: Vec<i32> = values.iter().map(|v| v >> shift).collect();
+            let bytes = wav(
+                channels,
+                bits,
+                SampleFormat::Int,
+                &samples[..samples.len() / usize::from(channels) * usize::from(channels)],
+            );
+            let scale = (-f64::from(bits - 1)).exp2() as f32;
+            let expected: Vec<f32> = WavReader::new(&bytes[..])
+                .expect("reader")
+                .samples::<i32>()
+                .map(|x| x.expect("sample") as f32 * scale)
+                .collect();
+            let spec = WavReader::new(&bytes[..]).expect("reader").spec();
+            assert_eq!(
+                decode_samples(&bytes, &spec).expect("decode"),
+                expected,
+                "{bits}-bit"
+            );
+        }
+        let floats: Vec<f32> = values.iter().map(|&v| v as f32 / 3e9).collect();
+        let bytes = wav(1, 32, SampleFormat::Float, &floats);
+        assert_eq!(decode_wav(&bytes).expect("decode").samples, floats);
     }
 
     #[test]

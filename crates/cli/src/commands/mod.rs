@@ -12,6 +12,7 @@ mod encrypt;
 mod envelope_file;
 mod features;
 mod operator;
+mod worker;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,6 +37,9 @@ enum Command {
     Encrypt(encrypt::Args),
     /// Decrypt an AWS Encryption SDK message, requiring encryption context pairs.
     Decrypt(decrypt::Args),
+    /// Extract-and-shred one partition: raw samples into verified features, then delete
+    /// every raw version.
+    Worker(securepipe_worker::Args),
 }
 
 impl Cli {
@@ -46,6 +50,7 @@ impl Cli {
             Command::Operator(args) => operator::run(args).map_err(Into::into),
             Command::Encrypt(args) => encrypt::run(args).map_err(Into::into),
             Command::Decrypt(args) => decrypt::run(args).map_err(Into::into),
+            Command::Worker(args) => worker::run(args).map_err(Into::into),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,

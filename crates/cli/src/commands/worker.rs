@@ -1,0 +1,68 @@
+//! `securepipe worker`: one extract-and-shred run over a partition (see
+//! `securepipe_worker`). Prints a one-line JSON summary on stdout (and into
+//! `/dev/termination-log` when writable, for the operator); logs go to stderr. Exits 0 when
+//! every listed object was shredded or quarantined and the attestation is written.
+
+use securepipe_api::worker::ENV_JOB_COMPLETION_INDEX;
+use securepipe_cloud::AwsSettings;
+use securepipe_worker::{Args, RunError, Settings, SettingsError, Summary};
+
+/// Where Kubernetes reads a container's termination message.
+const TERMINATION_LOG: &str = "/dev/termination-log";
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("the run did not finish every sample: {0}")]
+    Incomplete(String),
+}
+
+pub fn run(args: Args) -> Result<(), WorkerError> {
+    init_logging(args.log_json);
+    let completion_index = std::env::var(ENV_JOB_COMPLETION_INDEX).ok();
+    let settings = Settings::from_args(&args, completion_index.as_deref())?;
+    let aws = AwsSettings {
+        s3_force_path_style: args.s3_force_path_style,
+    };
+    let summary = super::runtime()
+        .map_err(WorkerError::Runtime)?
+        .block_on(securepipe_worker::run(settings, aws))?;
+    let line = summary_line(&summary);
+    println!("{line}");
+    // Best effort: the file exists only in a Kubernetes container.
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .write(true)
+        .open(TERMINATION_LOG)
+    {
+        use std::io::Write;
+        let _ = file.write_all(line.as_bytes());
+    }
+    if summary.complete() {
+        Ok(())
+    } else {
+        Err(WorkerError::Incomplete(line))
+    }
+}
+
+fn summary_line(summary: &Summary) -> String {
+    // A struct of strings and numbers always serializes.
+    serde_json::to_string(summary).unwrap_or_default()
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
