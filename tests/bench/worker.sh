@@ -18,12 +18,8 @@ parallelism=${PARALLELISM:-4}
 : "${AWS_ENDPOINT_URL:?start the local stack (make stack-up) and source target/env/env.sh}"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1
 
-# One interpreter with librosa (its venv) and the Encryption SDK + boto3 (the interop venv's
-# packages; both venvs are Python 3.11 with the same shared pins).
-esdk=$(tests/interop/envelope/install.sh)
-librosa=$(tests/golden/dsp/venv.sh)
-py="$librosa/bin/python"
-export PYTHONPATH="$esdk/lib/python3.11/site-packages"
+# The reference-tools venv: librosa, the Encryption SDK and boto3 in one interpreter.
+py="$(tests/reference/install.sh)/bin/python"
 bin=${SECUREPIPE_BIN:-}
 if [ -z "$bin" ]; then
     cargo build --release --locked --quiet -p securepipe-cli

@@ -290,23 +290,28 @@ async fn cli_encrypt(arn: &str, partition: Option<&str>, plain: &Path, out: &Pat
     );
 }
 
-/// The Python AWS Encryption SDK (tests/interop/envelope/sdk.py) encrypting a batch.
-async fn python_encrypt(jobs: &[Value], dir: &Path) {
-    let root = repo_root().join("tests/interop/envelope");
-    let installed = tokio::process::Command::new(root.join("install.sh"))
+/// The interpreter of the reference-tools venv (librosa, the AWS Encryption SDK), installed on
+/// first use by tests/reference/install.sh.
+async fn reference_python() -> PathBuf {
+    let installed = tokio::process::Command::new(repo_root().join("tests/reference/install.sh"))
         .output()
         .await
-        .expect("run tests/interop/envelope/install.sh");
+        .expect("run tests/reference/install.sh");
     assert!(
         installed.status.success(),
-        "install.sh: {}",
+        "tests/reference/install.sh: {}",
         String::from_utf8_lossy(&installed.stderr)
     );
-    let venv = PathBuf::from(String::from_utf8_lossy(&installed.stdout).trim());
+    PathBuf::from(String::from_utf8_lossy(&installed.stdout).trim()).join("bin/python")
+}
+
+/// The Python AWS Encryption SDK (tests/interop/envelope/sdk.py) encrypting a batch.
+async fn python_encrypt(jobs: &[Value], dir: &Path) {
+    let python = reference_python().await;
     let jobs_file = dir.join("python-jobs.json");
     std::fs::write(&jobs_file, serde_json::to_vec(jobs).expect("jobs")).expect("write jobs");
-    let out = tokio::process::Command::new(venv.join("bin/python"))
-        .arg(root.join("sdk.py"))
+    let out = tokio::process::Command::new(python)
+        .arg(repo_root().join("tests/interop/envelope/sdk.py"))
         .arg("encrypt")
         .arg(&jobs_file)
         .output()
@@ -644,16 +649,7 @@ async fn samples_become_features_and_every_raw_version_is_deleted() {
 }
 
 async fn librosa_check(jobs: &[Value], dir: &Path) {
-    let venv = tokio::process::Command::new(repo_root().join("tests/golden/dsp/venv.sh"))
-        .output()
-        .await
-        .expect("run tests/golden/dsp/venv.sh");
-    assert!(
-        venv.status.success(),
-        "venv.sh: {}",
-        String::from_utf8_lossy(&venv.stderr)
-    );
-    let python = PathBuf::from(String::from_utf8_lossy(&venv.stdout).trim()).join("bin/python");
+    let python = reference_python().await;
     let jobs_file = dir.join("librosa-jobs.json");
     std::fs::write(&jobs_file, serde_json::to_vec(jobs).expect("jobs")).expect("write jobs");
     let out = tokio::process::Command::new(python)
