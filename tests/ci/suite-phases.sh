@@ -6,19 +6,25 @@ set -uo pipefail
 # shellcheck source=phases.sh
 . "$(dirname "${BASH_SOURCE[0]}")/phases.sh"
 
+# cargo's own line before each test binary; the tests' output (kubectl's "Running" Pods,
+# say) must not match it.
+cargo_running='^ +Running (unittests )?[^ ]+ \(.*\)$'
 suite=""
 while IFS= read -r line; do
     printf '%s\n' "$line"
+    if [[ "$line" =~ $cargo_running ]]; then
+        if [ -n "${BASH_REMATCH[1]}" ]; then
+            # "Running unittests src/lib.rs (…/deps/securepipe_cli-0123abcd)": by crate.
+            binary="${line##*/}"
+            binary="${binary%)}"
+            suite="${binary%-*} unit"
+        else
+            suite="${line#*Running }"
+            suite="${suite%% (*}"
+        fi
+        continue
+    fi
     case "$line" in
-    *"Running unittests "*)
-        # "Running unittests src/lib.rs (…/deps/securepipe_cli-0123abcd)": name it by crate.
-        binary="${line##*/}"
-        suite="${binary%-*} unit"
-        ;;
-    *"Running "*)
-        suite="${line#*Running }"
-        suite="${suite%% (*}"
-        ;;
     "test result: "*)
         read -r passed failed <<<"$(sed -E 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/' <<<"$line")"
         if [ $((passed + failed)) -gt 0 ]; then

@@ -68,6 +68,7 @@ cleanup() {
         # finalizers: deleting the namespace would also delete the RoleBinding that lets
         # it (watchNamespace binds the operator's ClusterRole there).
         k delete trainingpartitions,retentionpolicies --all -n "$APP_NS" --timeout=60s >/dev/null 2>&1 || true
+        k delete tenantgrant "$APP_NS" --ignore-not-found >/dev/null 2>&1 || true
         k delete namespace "$APP_NS" --wait=false >/dev/null 2>&1 || true
         "$HELM" uninstall "$RELEASE" --namespace "$OP_NS" --wait --timeout 60s >/dev/null 2>&1 || true
         k delete namespace "$OP_NS" --wait=false >/dev/null 2>&1 || true

@@ -76,6 +76,23 @@ pods="$(k get pods -n "$OP_NS" -l app.kubernetes.io/component=operator -o jsonpa
 case " $pods " in *" $leader "*) ;; *) fail "Lease holder $leader is not one of the operator pods ($pods)" ;; esac
 echo "operator: 2/2 Ready, leader $leader"
 
+# --- TenantGrant: what the platform team lets $APP_NS use (securepipe denies the rest) -----
+step "TenantGrant $APP_NS: role $ROLE_ARN, bucket $BUCKET, partition voice, retention on ingestion/raw/"
+k apply -f - <<YAML
+apiVersion: securepipe.io/v1alpha1
+kind: TenantGrant
+metadata: { name: $APP_NS }
+spec:
+  namespaces: [$APP_NS]
+  roleArns: [$ROLE_ARN]
+  buckets: [$BUCKET]
+  partitions: [voice]
+  maxAccess: ReadOnly
+  maxDuration: 1h
+  retention:
+    - {bucket: $BUCKET, prefixes: [ingestion/raw/]}
+YAML
+
 # --- TrainingPartition -------------------------------------------------------------
 step "TrainingPartition $APP_NS/voice: Ready, Secret, credentials usable from a Pod"
 k apply -n "$APP_NS" -f - <<YAML

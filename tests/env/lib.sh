@@ -343,9 +343,12 @@ JSON
     p="$SEAWEEDFS_PORT"
     # -ip/-ip.bind: the defaults are the machine's address and 0.0.0.0. No telemetry (on by
     # default, it reports to the internet), no WebDAV, admin UI, Iceberg or Lance servers.
+    # Every bucket takes volumes of its own: small ones, as many as the disk holds (the
+    # default count ran out after a few dozen test buckets: "No writable volumes").
     sp_start seaweedfs "$SEAWEEDFS_BIN" mini -dir="$dir/data" \
         -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false \
         -webdav=false -admin.ui=false -s3.port.iceberg=0 -s3.port.lance=0 \
+        -master.volumeSizeLimitMB=64 -volume.max=0 \
         -s3.port="$p" -s3.port.grpc=$((p + 1)) -master.port=$((p + 2)) \
         -master.port.grpc=$((p + 3)) -volume.port=$((p + 4)) -volume.port.grpc=$((p + 5)) \
         -filer.port=$((p + 6)) -filer.port.grpc=$((p + 7)) -admin.port=$((p + 8)) \

@@ -11,7 +11,9 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
 use securepipe_api::tenant_grant::TenantGrant;
 use securepipe_api::{RetentionPolicy, TrainingPartition};
-use securepipe_tests::{client, fresh_namespace, install_crds, repo_root, yaml_files};
+use securepipe_tests::{
+    FIELD_MANAGER, client, fresh_namespace, install_crds, repo_root, yaml_files,
+};
 use serde_json::json;
 
 fn load(path: &Path) -> (String, DynamicObject) {
@@ -61,20 +63,27 @@ async fn examples_are_accepted() {
     );
     for path in examples {
         let (_, object) = load(&path);
-        // Grants are cluster-scoped and may already exist (the demo's): validated by a
-        // server-side dry run, which runs the same admission.
+        // Grants are cluster-scoped and may already exist (`make demo` applies the demo's):
+        // validated by a forced server-side dry-run apply, which runs the same admission
+        // whether or not the object exists or another manager owns its fields (a dry-run
+        // create of an existing one is AlreadyExists).
         let cluster_scoped = object
             .types
             .as_ref()
             .is_some_and(|t| t.kind == "TenantGrant");
-        let params = PostParams {
-            dry_run: cluster_scoped,
-            ..PostParams::default()
-        };
-        api_for(&client, &namespace, &object)
-            .create(&params, &object)
+        let api = api_for(&client, &namespace, &object);
+        let accepted = if cluster_scoped {
+            let name = object.metadata.name.clone().unwrap_or_default();
+            api.patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).dry_run().force(),
+                &Patch::Apply(&object),
+            )
             .await
-            .unwrap_or_else(|err| panic!("{} was rejected: {err}", path.display()));
+        } else {
+            api.create(&PostParams::default(), &object).await
+        };
+        accepted.unwrap_or_else(|err| panic!("{} was rejected: {err}", path.display()));
     }
 }
 
