@@ -40,14 +40,9 @@ impl RecordedSession {
 
 /// The session LocalStack (at `AWS_ENDPOINT_URL`) issued `access_key_id` for.
 pub async fn recorded_sts_session(access_key_id: &str) -> RecordedSession {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL")
-        .unwrap_or_else(|_| panic!("AWS_ENDPOINT_URL is not set: source target/env/env.sh"));
-    let address = endpoint
-        .strip_prefix("http://")
-        .unwrap_or_else(|| panic!("AWS_ENDPOINT_URL {endpoint} is not a plain-HTTP LocalStack"))
-        .trim_end_matches('/');
+    let (endpoint, address) = endpoint();
     let path = format!("/_localstack/securepipe/sts-sessions/{access_key_id}");
-    let (status, body) = http_get(address, &path)
+    let (status, body) = http_get(&address, &path)
         .await
         .unwrap_or_else(|err| panic!("GET {endpoint}{path}: {err}"));
     assert_eq!(
@@ -63,14 +58,9 @@ pub async fn assume_role_count(session_name: &str) -> usize {
     struct Named {
         sessions: Vec<serde_json::Value>,
     }
-    let endpoint = std::env::var("AWS_ENDPOINT_URL")
-        .unwrap_or_else(|_| panic!("AWS_ENDPOINT_URL is not set: source target/env/env.sh"));
-    let address = endpoint
-        .strip_prefix("http://")
-        .unwrap_or_else(|| panic!("AWS_ENDPOINT_URL {endpoint} is not a plain-HTTP LocalStack"))
-        .trim_end_matches('/');
+    let (endpoint, address) = endpoint();
     let path = format!("/_localstack/securepipe/sts-sessions-named/{session_name}");
-    let (status, body) = http_get(address, &path)
+    let (status, body) = http_get(&address, &path)
         .await
         .unwrap_or_else(|err| panic!("GET {endpoint}{path}: {err}"));
     assert_eq!(
@@ -80,4 +70,34 @@ pub async fn assume_role_count(session_name: &str) -> usize {
     let named: Named =
         serde_json::from_str(&body).unwrap_or_else(|err| panic!("{path}: {err}\n{body}"));
     named.sessions.len()
+}
+
+/// LocalStack's endpoint (`AWS_ENDPOINT_URL`) and its `host:port`.
+fn endpoint() -> (String, String) {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .unwrap_or_else(|_| panic!("AWS_ENDPOINT_URL is not set: source target/env/env.sh"));
+    let address = endpoint
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("AWS_ENDPOINT_URL {endpoint} is not a plain-HTTP LocalStack"))
+        .trim_end_matches('/')
+        .to_owned();
+    (endpoint, address)
+}
+
+/// Creates an IAM role in LocalStack that anyone may assume (with tags and a source
+/// identity, as the operator does) and returns its ARN.
+pub async fn create_role(name: &str) -> String {
+    endpoint();
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"]}]}"#;
+    aws_sdk_iam::Client::new(&config)
+        .create_role()
+        .role_name(name)
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("create role {name} on LocalStack: {err:?}"))
+        .role
+        .expect("created role")
+        .arn
 }

@@ -18,7 +18,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use securepipe_api::TrainingPartition;
-use securepipe_tests::localstack::recorded_sts_session;
+use securepipe_tests::localstack::{create_role, recorded_sts_session};
 use securepipe_tests::operator::OperatorProcess;
 use securepipe_tests::{FIELD_MANAGER, client, eventually, fresh_namespace, install_crds};
 use serde_json::Value;
@@ -192,7 +192,7 @@ async fn operator_policy(prefix: &str, access: &str) -> (String, String) {
     install_crds(&client).await;
     let namespace = fresh_namespace(&client, prefix).await;
     let operator = OperatorProcess::start(&client, &namespace).await;
-    let role_arn = create_localstack_role(&format!("trainer-{namespace}")).await;
+    let role_arn = create_role(&format!("trainer-{namespace}")).await;
     let bucket = format!("enforced-{namespace}");
     let yaml = format!(
         "apiVersion: securepipe.io/v1alpha1\nkind: TrainingPartition\nmetadata: {{name: team-a}}\nspec:\n  bucket: {bucket}\n  region: us-east-1\n  roleArn: {role_arn}\n  partition: team-a\n  access: {access}\n"
@@ -220,21 +220,6 @@ async fn operator_policy(prefix: &str, access: &str) -> (String, String) {
     let recorded = recorded_sts_session(&key).await;
     operator.stop().await;
     (recorded.policy.expect("an inline session policy"), bucket)
-}
-
-async fn create_localstack_role(name: &str) -> String {
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"]}]}"#;
-    aws_sdk_iam::Client::new(&config)
-        .create_role()
-        .role_name(name)
-        .assume_role_policy_document(trust)
-        .send()
-        .await
-        .unwrap_or_else(|err| panic!("create role {name} on LocalStack: {err:?}"))
-        .role
-        .expect("created role")
-        .arn
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use securepipe_api::tenant_grant::TenantGrant;
 use securepipe_api::{RetentionPolicy, TrainingPartition};
-use securepipe_tests::localstack::assume_role_count;
+use securepipe_tests::localstack::{assume_role_count, create_role};
 use securepipe_tests::operator::OperatorProcess;
 use securepipe_tests::{
     FIELD_MANAGER, client, eventually, grant_suites, install_crds, suite_grant_name,
@@ -31,21 +31,6 @@ async fn aws() -> aws_config::SdkConfig {
     std::env::var("AWS_ENDPOINT_URL")
         .unwrap_or_else(|_| panic!("AWS_ENDPOINT_URL is not set: source target/env/env.sh"));
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
-}
-
-/// Creates an IAM role in LocalStack that anyone may assume and returns its ARN.
-async fn create_role(name: &str) -> String {
-    let iam = aws_sdk_iam::Client::new(&aws().await);
-    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"]}]}"#;
-    iam.create_role()
-        .role_name(name)
-        .assume_role_policy_document(trust)
-        .send()
-        .await
-        .unwrap_or_else(|err| panic!("create role {name}: {err:?}"))
-        .role
-        .expect("created role")
-        .arn
 }
 
 struct Tenant {

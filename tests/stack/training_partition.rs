@@ -12,7 +12,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use securepipe_api::TrainingPartition;
-use securepipe_tests::localstack::recorded_sts_session;
+use securepipe_tests::localstack::{create_role, recorded_sts_session};
 use securepipe_tests::operator::{OPERATOR_NAMESPACE, OperatorProcess, SERVICE_ACCOUNT};
 use securepipe_tests::{FIELD_MANAGER, client, eventually, fresh_namespace, install_crds};
 use serde_json::json;
@@ -21,20 +21,6 @@ async fn aws() -> aws_config::SdkConfig {
     std::env::var("AWS_ENDPOINT_URL")
         .unwrap_or_else(|_| panic!("AWS_ENDPOINT_URL is not set: source target/env/env.sh"));
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
-}
-
-/// Creates an IAM role in LocalStack and returns its ARN.
-async fn create_role(name: &str) -> String {
-    let iam = aws_sdk_iam::Client::new(&aws().await);
-    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"]}]}"#;
-    let role = iam
-        .create_role()
-        .role_name(name)
-        .assume_role_policy_document(trust)
-        .send()
-        .await
-        .unwrap_or_else(|err| panic!("create role {name}: {err:?}"));
-    role.role.expect("created role").arn
 }
 
 struct Setup {
