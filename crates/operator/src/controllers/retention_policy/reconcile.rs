@@ -176,8 +176,7 @@ impl Run<'_> {
             .state
             .ctx
             .grants
-            .retention(&self.object.namespace, self.policy)
-            .await;
+            .retention(&self.object.namespace, self.policy);
         if let Verdict::NotGranted { message } = verdict {
             return Ok(Outcome::NotGranted { message });
         }

@@ -50,7 +50,7 @@ pub async fn reconcile(tp: Arc<TrainingPartition>, ctx: Arc<Context>) -> Result<
                 // Revocation writes a deny into the role: only for what a grant covers, or
                 // any namespace could deny another team's sessions by naming its role and
                 // partition. (A grant removed earlier already revoked, in `withdraw`.)
-                let verdict = ctx.grants.partition(&object.namespace, &tp).await;
+                let verdict = ctx.grants.partition(&object.namespace, &tp);
                 if let Verdict::NotGranted { message } = verdict {
                     tracing::info!(%object, %message, "not granted: released without revoking");
                     return Ok(Action::await_change());
@@ -149,11 +149,7 @@ impl<'a> Run<'a> {
             Err(err) => return Ok(Outcome::Refused(err)),
         };
         // Default deny, before anything touches the Secret or AWS.
-        let verdict = self
-            .ctx
-            .grants
-            .partition(&self.object.namespace, self.tp)
-            .await;
+        let verdict = self.ctx.grants.partition(&self.object.namespace, self.tp);
         if let Verdict::NotGranted { message } = verdict {
             return Ok(Outcome::NotGranted { plan, message });
         }
