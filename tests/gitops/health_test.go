@@ -28,7 +28,6 @@ const kstatusWithoutStatus = status.CurrentStatus
 // Reasons the operator can set that no stack suite produces yet, and why. A reason
 // leaves this list when a suite records a case for it (the test fails until it does).
 var pendingReasons = map[string]string{
-	"RulesChanged":       "Drifted=True lasts only from the read that finds drift to the write that restores it",
 	"PostureNotEnforced": "Enforce corrects LocalStack's bucket in the same reconcile",
 	"NotConfirmed":       "LocalStack shows a lifecycle write at the first read-back",
 	"PolicyTooLarge":     "no suite builds a session policy over STS's limit yet",

@@ -14,6 +14,7 @@ use aws_sdk_s3::types::{
 };
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::await_condition;
 use securepipe_api::RetentionPolicy;
 use securepipe_api::condition::{find, is_true, types};
 use securepipe_tests::gitops::{Health, Message, health_case};
@@ -364,6 +365,13 @@ async fn rules_are_applied_drift_is_corrected_and_unowned_rules_survive_byte_for
     let mut tampered = rule(&now, &raw_id).expect("raw rule").clone();
     tampered.expiration = Some(LifecycleExpiration::builder().days(5).build());
     let unowned_now = rule(&now, UNOWNED_ID).expect("unowned rule").clone();
+    // Drifted=True lasts from the read that finds the drift to the write that restores
+    // it: a watch sees that status, polling would not.
+    let drifting = tokio::spawn(await_condition(
+        api.clone(),
+        "biometrics",
+        |p: Option<&RetentionPolicy>| p.is_some_and(|p| has(p, types::DRIFTED)),
+    ));
     put_rules(&s3, &bucket, vec![unowned_now, tampered]).await;
     let corrected = wait_for(&api, "biometrics", "drift corrected", |p| {
         p.status.as_ref().is_some_and(|s| s.drift_corrections == 1) && ready(p)
@@ -372,6 +380,23 @@ async fn rules_are_applied_drift_is_corrected_and_unowned_rules_survive_byte_for
     assert_eq!(
         condition(&corrected, types::DRIFTED),
         ("False".to_owned(), "Corrected".to_owned())
+    );
+    let drifting = tokio::time::timeout(WAIT, drifting)
+        .await
+        .expect("a watch that saw Drifted=True")
+        .expect("the watch task")
+        .expect("watch the policy")
+        .expect("the policy while drifting");
+    assert_eq!(
+        condition(&drifting, types::DRIFTED),
+        ("True".to_owned(), "RulesChanged".to_owned())
+    );
+    // Still Ready: the rules are being restored within the same reconcile.
+    health_case(
+        "drifting",
+        &drifting,
+        Health::Healthy,
+        Message::Condition("Ready"),
     );
     health_case(
         "drift-corrected",
