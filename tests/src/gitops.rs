@@ -4,6 +4,15 @@
 //! written there with the health Argo CD must report for it, and `make health-cases`
 //! turns that directory into the committed `testdata/` and `health_test.yaml` files
 //! (`tests/gitops/cmd/gather`). Without the variable it does nothing.
+//!
+//! `make gitops-test` fails for a condition reason (`securepipe_api::condition::reasons`)
+//! that no case shows. A new reason gets its case with one line where a suite observes it:
+//!
+//! ```ignore
+//! health_case("extraction-failed", &tp, Health::Degraded, Message::Condition("Stalled"));
+//! ```
+//!
+//! then `make health-cases` (the stack running) and a commit of what it rewrote.
 
 use std::path::PathBuf;
 

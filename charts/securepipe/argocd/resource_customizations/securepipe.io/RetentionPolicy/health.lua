@@ -17,7 +17,7 @@ end
 if obj.status == nil or obj.status.observedGeneration == nil then
   return { status = "Progressing", message = "Waiting for the operator to report status" }
 end
-if obj.status.observedGeneration ~= obj.metadata.generation then
+if obj.metadata.generation ~= nil and obj.status.observedGeneration ~= obj.metadata.generation then
   return {
     status = "Progressing",
     message = "Waiting for the operator to observe generation " .. obj.metadata.generation ..
