@@ -4,9 +4,11 @@
 --   Reconciling=True (an extraction Job running)        -> Progressing, its message
 --   Stalled=True (only someone can fix it: NotGranted,
 --     SecretConflict, InvalidSpec, PolicyTooLarge, ...)  -> Degraded, its message
+--     (checked before Ready: also while the session in the Secret is still valid, since
+--     it stops working at its expiry unless someone acts)
 --   Ready=True                                           -> Healthy, Ready's message; also
---     when Degraded=True (renewal failing) while the session in the Secret is still valid:
---     pods work, and Ready turns False at its expiry
+--     when Degraded=True with a transient failure (renewal retried) while the session in
+--     the Secret is still valid: pods work, and Ready turns False at its expiry
 --   Ready=False/Unknown (a transient failure retried)    -> Progressing, Ready's message
 local function condition(type_)
   for _, c in ipairs(obj.status.conditions or {}) do
