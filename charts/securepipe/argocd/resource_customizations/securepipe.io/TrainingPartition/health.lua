@@ -29,13 +29,14 @@ if obj.metadata.generation ~= nil and obj.status.observedGeneration ~= obj.metad
       " (status is for generation " .. obj.status.observedGeneration .. ")",
   }
 end
-local reconciling = condition("Reconciling")
-if reconciling ~= nil and reconciling.status == "True" then
-  return { status = "Progressing", message = reconciling.message }
-end
-local stalled = condition("Stalled")
-if stalled ~= nil and stalled.status == "True" then
-  return { status = "Degraded", message = stalled.message }
+-- The first of Reconciling and Stalled that is True decides, in list order, as in kstatus.
+for _, c in ipairs(obj.status.conditions or {}) do
+  if c.type == "Reconciling" and c.status == "True" then
+    return { status = "Progressing", message = c.message }
+  end
+  if c.type == "Stalled" and c.status == "True" then
+    return { status = "Degraded", message = c.message }
+  end
 end
 local ready = condition("Ready")
 if ready == nil then
