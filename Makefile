@@ -65,7 +65,7 @@ stack-test: binary reference-venv helm stack-up
 ## stack suites recorded; every condition reason needs a case (tests/gitops, Go modules from
 ## the module proxy into Go's default caches).
 .PHONY: gitops-test health-cases
-GITOPS_GO := cd tests/gitops && export GOTOOLCHAIN=local GOFLAGS=-mod=readonly &&
+GITOPS_GO := cd tests/gitops && export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false" &&
 gitops-test:
 	$(GITOPS_GO) go vet ./... && go test -count=1 ./...
 
