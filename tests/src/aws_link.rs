@@ -1,17 +1,26 @@
 //! A TCP proxy between the operator and LocalStack that a test can cut and restore: the
 //! operator sees exactly what an AWS outage looks like (connections refused and reset),
 //! while LocalStack, shared by every suite, keeps its state.
+//!
+//! It can also acknowledge chosen S3 writes without passing them on ([`AwsLink::ignore`]):
+//! what an eventually consistent S3, or a proxy that loses writes, looks like. The
+//! operator must then notice that what it wrote is not there.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+
+/// The longest request head the link reads while it inspects requests.
+const MAX_HEAD: usize = 64 * 1024;
 
 pub struct AwsLink {
     address: SocketAddr,
     up: Arc<AtomicBool>,
+    ignored: Arc<Mutex<Vec<String>>>,
     generation: watch::Sender<u64>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -24,16 +33,19 @@ impl AwsLink {
             .expect("bind the AWS link proxy");
         let address = listener.local_addr().expect("proxy address");
         let up = Arc::new(AtomicBool::new(true));
+        let ignored = Arc::new(Mutex::new(Vec::new()));
         let (generation, _) = watch::channel(0_u64);
         let task = tokio::spawn(accept_loop(
             listener,
             upstream,
             up.clone(),
+            ignored.clone(),
             generation.clone(),
         ));
         Self {
             address,
             up,
+            ignored,
             generation,
             task,
         }
@@ -53,6 +65,20 @@ impl AwsLink {
     pub fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
     }
+
+    /// From now on, answers every PUT or DELETE on these S3 bucket subresources (the
+    /// query key: `lifecycle`, `versioning`, ...) with success, without passing it on.
+    /// Open connections are dropped, so no request slips past on one opened before.
+    pub fn ignore(&self, subresources: &[&str]) {
+        *self.ignored.lock().unwrap_or_else(PoisonError::into_inner) =
+            subresources.iter().map(|s| (*s).to_owned()).collect();
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Passes every request on again.
+    pub fn forward_all(&self) {
+        self.ignore(&[]);
+    }
 }
 
 impl Drop for AwsLink {
@@ -65,6 +91,7 @@ async fn accept_loop(
     listener: TcpListener,
     upstream: String,
     up: Arc<AtomicBool>,
+    ignored: Arc<Mutex<Vec<String>>>,
     generation: watch::Sender<u64>,
 ) {
     loop {
@@ -76,15 +103,151 @@ async fn accept_loop(
             continue;
         }
         let upstream = upstream.clone();
+        let ignored = ignored
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let mut cut = generation.subscribe();
         tokio::spawn(async move {
-            let Ok(mut outbound) = TcpStream::connect(&upstream).await else {
-                return;
+            let relay = async {
+                if ignored.is_empty() {
+                    let Ok(mut outbound) = TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                } else {
+                    let _ = relay_one_request(&mut inbound, &upstream, &ignored).await;
+                }
             };
             tokio::select! {
-                _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                () = relay => {}
                 _ = cut.changed() => {}
             }
         });
+    }
+}
+
+/// Relays the connection's first request, or acknowledges it when it writes an ignored
+/// subresource, and ends the connection after the response (the request passed on asks
+/// for `Connection: close`), so that every request is inspected.
+async fn relay_one_request(
+    inbound: &mut TcpStream,
+    upstream: &str,
+    ignored: &[String],
+) -> std::io::Result<()> {
+    let (head, rest) = read_head(inbound).await?;
+    let request = Head::parse(&head);
+    if request.writes(ignored) {
+        if request
+            .header("expect")
+            .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
+        {
+            inbound.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+        }
+        let length: usize = request
+            .header("content-length")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        discard(inbound, length.saturating_sub(rest.len())).await?;
+        let status = if request.method == "DELETE" {
+            "204 No Content"
+        } else {
+            "200 OK"
+        };
+        let response =
+            format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        return inbound.write_all(response.as_bytes()).await;
+    }
+    let mut outbound = TcpStream::connect(upstream).await?;
+    outbound.write_all(request.closing().as_bytes()).await?;
+    outbound.write_all(&rest).await?;
+    tokio::io::copy_bidirectional(inbound, &mut outbound)
+        .await
+        .map(|_| ())
+}
+
+/// Reads up to the end of the request head; returns the head and the bytes after it.
+async fn read_head(inbound: &mut TcpStream) -> std::io::Result<(String, Vec<u8>)> {
+    let mut buffer = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let rest = buffer.split_off(end + 4);
+            return Ok((String::from_utf8_lossy(&buffer).into_owned(), rest));
+        }
+        if buffer.len() > MAX_HEAD {
+            return Err(std::io::Error::other("request head too long"));
+        }
+        let read = inbound.read(&mut chunk).await?;
+        if read == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    }
+}
+
+async fn discard(from: &mut (impl AsyncRead + Unpin), mut length: usize) -> std::io::Result<()> {
+    let mut chunk = [0_u8; 4096];
+    while length > 0 {
+        let read = from.read(&mut chunk[..length.min(4096)]).await?;
+        if read == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        length -= read;
+    }
+    Ok(())
+}
+
+/// An HTTP/1.1 request head, as much of it as the link needs.
+struct Head<'a> {
+    method: &'a str,
+    target: &'a str,
+    headers: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> Head<'a> {
+    fn parse(head: &'a str) -> Self {
+        let mut lines = head.split("\r\n").filter(|l| !l.is_empty());
+        let mut request_line = lines.next().unwrap_or_default().split(' ');
+        let method = request_line.next().unwrap_or_default();
+        let target = request_line.next().unwrap_or_default();
+        let headers = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.trim(), value.trim()))
+            .collect();
+        Self {
+            method,
+            target,
+            headers,
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    }
+
+    /// Whether this is a PUT or DELETE of one of the `subresources` (a query key).
+    fn writes(&self, subresources: &[String]) -> bool {
+        let query = self.target.split_once('?').map_or("", |(_, q)| q);
+        matches!(self.method, "PUT" | "DELETE")
+            && query.split('&').any(|pair| {
+                let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+                subresources.iter().any(|s| s == key)
+            })
+    }
+
+    /// The head again, asking the server to close the connection after its response.
+    fn closing(&self) -> String {
+        let mut head = format!("{} {} HTTP/1.1\r\n", self.method, self.target);
+        for (name, value) in &self.headers {
+            if !name.eq_ignore_ascii_case("connection") {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+        }
+        head.push_str("Connection: close\r\n\r\n");
+        head
     }
 }

@@ -827,3 +827,78 @@ async fn what_only_someone_can_fix_stalls() {
     );
     operator.stop().await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
+async fn writes_s3_acknowledges_but_does_not_keep_are_never_reported_done() {
+    let (_client, namespace, api, operator) = setup("rp-unkept").await;
+    let s3 = s3().await;
+    let bucket = format!("retention-{namespace}");
+    create_bucket(&s3, &bucket).await;
+
+    // S3 answers the lifecycle write with success but keeps nothing: the read-back finds
+    // no rules, so the policy is not Ready, and it is retried (not stalled).
+    operator.aws_link().ignore(&["lifecycle"]);
+    create(&api, &policy("biometrics", &bucket, biometric_rules(730))).await;
+    let unconfirmed = wait_for(&api, "biometrics", "NotConfirmed", |p| {
+        condition(p, types::DEGRADED) == ("True".to_owned(), "NotConfirmed".to_owned())
+    })
+    .await;
+    assert!(!ready(&unconfirmed));
+    assert_eq!(ready_reason(&unconfirmed).0, "NotConfirmed");
+    assert_eq!(condition(&unconfirmed, types::STALLED).1, "Retrying");
+    assert!(rules(&s3, &bucket).await.is_empty());
+    health_case(
+        "not-confirmed",
+        &unconfirmed,
+        Health::Progressing,
+        Message::Condition("Ready"),
+    );
+    operator.aws_link().forward_all();
+    wait_for(&api, "biometrics", "Ready once writes are kept", ready).await;
+    assert_eq!(rules(&s3, &bucket).await.len(), 2);
+
+    // Enforce whose corrections S3 acknowledges but does not keep: the checks still fail,
+    // so the policy is not Ready with PostureNotEnforced.
+    s3.delete_public_access_block()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("remove the public access block");
+    operator
+        .aws_link()
+        .ignore(&["publicAccessBlock", "versioning", "encryption", "policy"]);
+    let key = kms_key().await;
+    api.patch(
+        "biometrics",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({ "spec": { "bucketPosture": { "mode": "Enforce", "sseKmsKeyArn": key } } }),
+        ),
+    )
+    .await
+    .expect("enforce the posture");
+    let unenforced = wait_for(&api, "biometrics", "PostureNotEnforced", |p| {
+        ready_reason(p).0 == "PostureNotEnforced"
+    })
+    .await;
+    assert!(!ready(&unenforced));
+    health_case(
+        "posture-not-enforced",
+        &unenforced,
+        Health::Progressing,
+        Message::Condition("Ready"),
+    );
+    operator.aws_link().forward_all();
+    let enforced = wait_for(&api, "biometrics", "Ready once corrections are kept", ready).await;
+    // None of the acknowledged corrections had been kept: all four are made now.
+    assert!(
+        enforced
+            .status
+            .as_ref()
+            .is_some_and(|s| s.posture.iter().all(|f| f.state == "Corrected")),
+        "{:?}",
+        enforced.status
+    );
+    operator.stop().await;
+}
