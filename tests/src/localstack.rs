@@ -101,3 +101,46 @@ pub async fn create_role(name: &str) -> String {
         .expect("created role")
         .arn
 }
+
+/// The inline policies of role `role_name` in LocalStack's IAM, by name, as documents
+/// (IAM returns them URL-encoded; decoded here).
+pub async fn inline_policies(role_name: &str) -> BTreeMap<String, serde_json::Value> {
+    endpoint();
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let iam = aws_sdk_iam::Client::new(&config);
+    let names = iam
+        .list_role_policies()
+        .role_name(role_name)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("list the inline policies of role {role_name}: {err:?}"))
+        .policy_names;
+    let mut policies = BTreeMap::new();
+    for name in names {
+        let answer = iam
+            .get_role_policy()
+            .role_name(role_name)
+            .policy_name(&name)
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("get policy {name} of role {role_name}: {err:?}"));
+        let text = percent_encoding::percent_decode_str(answer.policy_document())
+            .decode_utf8()
+            .unwrap_or_else(|err| panic!("policy {name} of role {role_name} is not UTF-8: {err}"))
+            .into_owned();
+        let document = serde_json::from_str(&text)
+            .unwrap_or_else(|err| panic!("policy {name} of role {role_name}: {err}\n{text}"));
+        policies.insert(name, document);
+    }
+    policies
+}
+
+/// The characters IAM counts against a role's inline-policy quota (10,240, all inline
+/// policies together): each document without whitespace.
+pub fn quota_size(document: &serde_json::Value) -> usize {
+    document
+        .to_string()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .count()
+}

@@ -251,21 +251,30 @@ fn spawn(
         .expect("start the securepipe operator")
 }
 
-/// Applies `config/rbac/` (once per test process) and binds the leader-election role in
-/// `namespace`.
+/// Applies `config/rbac/` (once per test process) and binds, in `namespace`, the
+/// leader-election role and the tenant role (Secrets), as the chart does for a tenant
+/// namespace.
 async fn install_rbac(client: &Client, namespace: &str) {
     static APPLIED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     APPLIED.get_or_init(apply_rbac_manifests).await;
+    for role in ["securepipe-leader-election", "securepipe-operator-tenant"] {
+        bind_cluster_role(client, namespace, role).await;
+    }
+}
+
+/// Binds ClusterRole `role` to the operator's ServiceAccount in `namespace` (a RoleBinding
+/// of the same name).
+async fn bind_cluster_role(client: &Client, namespace: &str, role: &str) {
     let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), namespace);
     let binding = RoleBinding {
         metadata: ObjectMeta {
-            name: Some("securepipe-leader-election".to_owned()),
+            name: Some(role.to_owned()),
             ..ObjectMeta::default()
         },
         role_ref: RoleRef {
             api_group: Some("rbac.authorization.k8s.io".to_owned()),
             kind: "ClusterRole".to_owned(),
-            name: "securepipe-leader-election".to_owned(),
+            name: role.to_owned(),
         },
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".to_owned(),
@@ -276,12 +285,12 @@ async fn install_rbac(client: &Client, namespace: &str) {
     };
     bindings
         .patch(
-            "securepipe-leader-election",
+            role,
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&binding),
         )
         .await
-        .unwrap_or_else(|err| panic!("bind leader election in {namespace}: {err}"));
+        .unwrap_or_else(|err| panic!("bind {role} in {namespace}: {err}"));
 }
 
 /// One `kubectl apply` of the folder, exactly as the README and `make demo` do it, with no
