@@ -247,12 +247,21 @@ async fn a_partition_gets_working_credentials_within_five_seconds() {
             .expect("the recorded policy is JSON");
     assert_eq!(policy, expected_policy);
     let namespace = setup.namespace.as_str();
+    let uid = setup
+        .partitions()
+        .get("speech")
+        .await
+        .expect("get")
+        .metadata
+        .uid
+        .expect("uid");
     assert_eq!(
         recorded.tags(),
         BTreeMap::from([
             ("securepipe:name", "speech"),
             ("securepipe:namespace", namespace),
             ("securepipe:partition", "speech"),
+            ("securepipe:uid", uid.as_str()),
             ("team", "asr"),
         ])
     );
