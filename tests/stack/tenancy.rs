@@ -639,3 +639,34 @@ async fn revoke_on_delete_in_another_account_without_a_revoker_is_refused() {
         .await;
     t.operator.stop().await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
+async fn a_grant_removed_with_revoke_on_delete_writes_the_deny() {
+    let t = tenant("tenancy-withdrawn").await;
+    grant_suites(&t.client, &t.namespace).await;
+    t.apply("voice", "  credentials: {revokeOnDelete: true}\n")
+        .await;
+    t.wait_ready("voice", "True").await;
+    let (_, issued) = t.held_session("voice").await;
+    let uid = t.tp("voice").await.metadata.uid.expect("uid");
+    assert_eq!(revocation_cutoff(role_name(&t.role_arn), &uid).await, None);
+
+    delete_grant(&t.client, &suite_grant_name(&t.namespace)).await;
+    let (reason, message) = t.wait_ready("voice", "False").await;
+    assert_eq!(reason, "NotGranted", "{message}");
+    eventually(WAIT, "Secret voice-aws removed", || async {
+        t.secret("voice-aws").await.is_none().then_some(())
+    })
+    .await;
+    // The object lives on: the sessions issued so far are denied, to the second.
+    let cutoff = revocation_cutoff(role_name(&t.role_arn), &uid)
+        .await
+        .expect("the deny for the withdrawn sessions");
+    assert!(cutoff > issued, "cut-off {cutoff} <= issued {issued}");
+    assert!(
+        cutoff <= jiff::Timestamp::now() + jiff::SignedDuration::from_secs(1),
+        "a withdrawal must not deny sessions a later grant mints: {cutoff}"
+    );
+    t.operator.stop().await;
+}
