@@ -417,6 +417,10 @@ impl<'a> Run<'a> {
     /// renewed), and with `revokeOnDelete` the sessions it held are revoked. A Secret
     /// that is not ours is left alone; without one there is nothing to do (no AWS call).
     async fn withdraw(&self, plan: &Plan) -> Result<(), Error> {
+        // Where the operator may not read Secrets it cannot have written one either.
+        if !self.ctx.secrets.allows(&self.object.namespace) {
+            return Ok(());
+        }
         let existing = self
             .secrets
             .get_opt(&plan.secret_name)
@@ -955,16 +959,38 @@ maxDuration: 12h
         assert_eq!(ctx.metrics.credentials_minted.get(), 0);
     }
 
+    /// A context whose operator may write Secrets in `team-b` only.
+    fn context_serving_team_b(grant: &str) -> (Arc<Context>, ApiServer) {
+        let (client, server) = mock_client();
+        let aws = Aws::with_endpoint("http://127.0.0.1:9", "eu-west-1", AwsSettings::default());
+        let grants = crate::controllers::grants::holding(&[grant]);
+        let scope = crate::controllers::SecretScope::Namespaces(["team-b".to_owned()].into());
+        let ctx = Context::new(client, aws, Arc::new(Metrics::new()), grants);
+        (Arc::new(ctx.with_secret_scope(scope)), server)
+    }
+
+    #[tokio::test]
+    async fn not_granted_in_a_namespace_without_secret_access_reads_no_secret() {
+        let tp = partition("");
+        let other_role = GRANT.replace("role/trainer", "role/other-team");
+        let (ctx, mut server) = context_serving_team_b(&other_role);
+        let reconciling = tokio::spawn(reconcile(Arc::new(tp.clone()), ctx));
+        let event = server.expect("POST", EVENTS).await;
+        assert_eq!(event.body["reason"], "NotGranted");
+        let body = event.body.clone();
+        event.ok(&body);
+        let apply = server
+            .expect("PATCH", &format!("{PARTITION}/status?"))
+            .await;
+        apply.ok(&serde_json::to_value(&tp).unwrap());
+        reconciling.await.unwrap().unwrap();
+        server.expect_no_more();
+    }
+
     #[tokio::test]
     async fn a_namespace_without_secret_access_is_refused_before_the_secret_is_read() {
         let tp = partition("");
-        let (client, mut server) = mock_client();
-        let aws = Aws::with_endpoint("http://127.0.0.1:9", "eu-west-1", AwsSettings::default());
-        let grants = crate::controllers::grants::holding(&[GRANT]);
-        let scope = crate::controllers::SecretScope::Namespaces(["team-b".to_owned()].into());
-        let ctx = Arc::new(
-            Context::new(client, aws, Arc::new(Metrics::new()), grants).with_secret_scope(scope),
-        );
+        let (ctx, mut server) = context_serving_team_b(GRANT);
         let reconciling = tokio::spawn(reconcile(Arc::new(tp.clone()), ctx.clone()));
         let event = server.expect("POST", EVENTS).await;
         assert_eq!(event.body["reason"], "NamespaceNotServed");
