@@ -81,7 +81,9 @@ async fn remove_finalizer(
 }
 
 /// Records `role_arn` in `status.usedRoleArns` (its own field manager) unless it is
-/// there: called before every mint, so no session exists on a role revocation would miss.
+/// there. Every mint of any session for a TrainingPartition (credentials, worker) calls
+/// this first, with the identifying tags of `session_tags::identifying`: then no session
+/// exists on a role that [`revoke_all`] would miss.
 pub async fn record_role(
     api: &Api<TrainingPartition>,
     tp: &TrainingPartition,
