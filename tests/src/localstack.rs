@@ -89,9 +89,35 @@ fn endpoint() -> (String, String) {
 pub async fn create_role(name: &str) -> String {
     endpoint();
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    create_role_with(&aws_sdk_iam::Client::new(&config), name).await
+}
+
+/// The inline policies of role `role_name` in LocalStack's IAM, by name, as documents
+/// (IAM returns them URL-encoded; decoded here).
+pub async fn inline_policies(role_name: &str) -> BTreeMap<String, serde_json::Value> {
+    endpoint();
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    inline_policies_with(&aws_sdk_iam::Client::new(&config), role_name).await
+}
+
+/// An IAM client acting in LocalStack's account `account` (LocalStack takes a 12-digit
+/// access key id as the account), for roles in another account than the operator's.
+pub async fn iam_in_account(account: &str) -> aws_sdk_iam::Client {
+    endpoint();
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let credentials =
+        aws_sdk_iam::config::Credentials::new(account, "test", None, None, "securepipe-tests");
+    aws_sdk_iam::Client::from_conf(
+        aws_sdk_iam::config::Builder::from(&config)
+            .credentials_provider(credentials)
+            .build(),
+    )
+}
+
+/// Creates role `name` (anyone may assume it) with `iam` and returns its ARN.
+pub async fn create_role_with(iam: &aws_sdk_iam::Client, name: &str) -> String {
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"]}]}"#;
-    aws_sdk_iam::Client::new(&config)
-        .create_role()
+    iam.create_role()
         .role_name(name)
         .assume_role_policy_document(trust)
         .send()
@@ -102,12 +128,11 @@ pub async fn create_role(name: &str) -> String {
         .arn
 }
 
-/// The inline policies of role `role_name` in LocalStack's IAM, by name, as documents
-/// (IAM returns them URL-encoded; decoded here).
-pub async fn inline_policies(role_name: &str) -> BTreeMap<String, serde_json::Value> {
-    endpoint();
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let iam = aws_sdk_iam::Client::new(&config);
+/// [`inline_policies`] through `iam`.
+pub async fn inline_policies_with(
+    iam: &aws_sdk_iam::Client,
+    role_name: &str,
+) -> BTreeMap<String, serde_json::Value> {
     let names = iam
         .list_role_policies()
         .role_name(role_name)

@@ -19,7 +19,8 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use securepipe_api::tenant_grant::TenantGrant;
 use securepipe_api::{RetentionPolicy, TrainingPartition};
 use securepipe_tests::localstack::{
-    assume_role_count, create_role, inline_policies, quota_size, recorded_sts_session,
+    assume_role_count, create_role, create_role_with, iam_in_account, inline_policies,
+    inline_policies_with, quota_size, recorded_sts_session,
 };
 use securepipe_tests::operator::OperatorProcess;
 use securepipe_tests::{
@@ -47,11 +48,21 @@ struct Tenant {
 /// A namespace with no grant, its role `trainer-<ns>` (the one [`grant_suites`] grants)
 /// and an operator watching it.
 async fn tenant(prefix: &str) -> Tenant {
+    tenant_with_env(prefix, |_| Vec::new()).await
+}
+
+/// [`tenant`], the operator started with the environment `env(namespace)` gives.
+async fn tenant_with_env(
+    prefix: &str,
+    env: impl Fn(&str) -> Vec<(&'static str, String)>,
+) -> Tenant {
     let client = client().await;
     install_crds(&client).await;
     let namespace = ungranted_namespace(&client, prefix).await;
     let role_arn = create_role(&format!("trainer-{namespace}")).await;
-    let operator = OperatorProcess::start(&client, &namespace).await;
+    let env = env(&namespace);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let operator = OperatorProcess::start_with_env(&client, &namespace, &env).await;
     Tenant {
         client,
         namespace,
@@ -442,7 +453,14 @@ fn role_name(role_arn: &str) -> &str {
 /// The cut-off (`aws:TokenIssueTime` bound) of the statement of the role's revocation
 /// policy that denies sessions tagged with `uid`; `None` when none does.
 async fn revocation_cutoff(role_name: &str, uid: &str) -> Option<jiff::Timestamp> {
-    let policies = inline_policies(role_name).await;
+    cutoff_in(&inline_policies(role_name).await, uid)
+}
+
+/// [`revocation_cutoff`] in a role's inline policies as read.
+fn cutoff_in(
+    policies: &std::collections::BTreeMap<String, serde_json::Value>,
+    uid: &str,
+) -> Option<jiff::Timestamp> {
     let statements = policies.get("securepipe-revocations")?["Statement"].clone();
     statements.as_array()?.iter().find_map(|statement| {
         let condition = &statement["Condition"];
@@ -668,5 +686,56 @@ async fn a_grant_removed_with_revoke_on_delete_writes_the_deny() {
         cutoff <= jiff::Timestamp::now() + jiff::SignedDuration::from_secs(1),
         "a withdrawal must not deny sessions a later grant mints: {cutoff}"
     );
+    t.operator.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
+async fn a_revoker_role_writes_the_deny_in_the_other_account() {
+    const ACCOUNT: &str = "111122223333";
+    let t = tenant_with_env("tenancy-revoker", |namespace| {
+        vec![(
+            "SECUREPIPE_REVOKER_ROLE_ARNS",
+            format!("arn:aws:iam::{ACCOUNT}:role/revoker-{namespace}"),
+        )]
+    })
+    .await;
+    let iam = iam_in_account(ACCOUNT).await;
+    create_role_with(&iam, &format!("revoker-{}", t.namespace)).await;
+    let foreign = create_role_with(&iam, &format!("trainer-{}", t.namespace)).await;
+    assert!(foreign.contains(ACCOUNT), "{foreign}");
+    let bucket = format!("biometrics-{}", t.namespace);
+    apply_grant(
+        &t.client,
+        &format!("tenancy-{}", t.namespace),
+        json!({
+            "namespaces": [t.namespace],
+            "roleArns": [foreign],
+            "buckets": [bucket],
+            "partitions": ["*"],
+            "maxAccess": "ReadOnly",
+            "maxDuration": "1h",
+        }),
+    )
+    .await;
+    t.apply_on(
+        "remote",
+        &bucket,
+        &foreign,
+        "  credentials: {revokeOnDelete: true}\n",
+    )
+    .await;
+    let (reason, message) = t.wait_ready("remote", "True").await;
+    assert_eq!(reason, "CredentialsValid", "{message}");
+    let (_, issued) = t.held_session("remote").await;
+    let uid = t.tp("remote").await.metadata.uid.expect("uid");
+
+    t.delete_and_wait_gone(&["remote".to_owned()]).await;
+    // Written in the role's own account (the operator's account has no such role: there,
+    // NoSuchEntity would have read as "role gone").
+    let policies = inline_policies_with(&iam, role_name(&foreign)).await;
+    let cutoff = cutoff_in(&policies, &uid)
+        .unwrap_or_else(|| panic!("no deny for UID {uid} in account {ACCOUNT}: {policies:?}"));
+    assert!(cutoff > issued, "cut-off {cutoff} <= issued {issued}");
     t.operator.stop().await;
 }
