@@ -116,6 +116,25 @@ impl Outcome {
     }
 }
 
+/// A failure as status reports it.
+struct Failure {
+    reason: &'static str,
+    message: String,
+    /// Retrying cannot fix it: the `Stalled` condition.
+    stalled: bool,
+}
+
+impl Failure {
+    /// A failure that needs someone to change something.
+    fn stalled(reason: &'static str, message: String) -> Self {
+        Self {
+            reason,
+            message,
+            stalled: true,
+        }
+    }
+}
+
 /// The pieces every step needs.
 struct Run<'a> {
     tp: &'a TrainingPartition,
@@ -153,11 +172,7 @@ impl<'a> Run<'a> {
             Err(err) => return Ok(Outcome::Refused(err)),
         };
         // Default deny, before anything touches the Secret or AWS.
-        let verdict = self
-            .ctx
-            .grants
-            .partition(&self.object.namespace, self.tp)
-            .await;
+        let verdict = self.ctx.grants.partition(&self.object.namespace, self.tp);
         if let Verdict::NotGranted { message } = verdict {
             return Ok(Outcome::NotGranted { plan, message });
         }
@@ -314,7 +329,12 @@ impl<'a> Run<'a> {
             Outcome::MintFailed { plan, held, error } => {
                 let reason = error.reason();
                 let message = error.to_string();
-                self.failed(reason.as_str(), message, &plan.secret_name, held.as_ref())
+                let failure = Failure {
+                    reason: reason.as_str(),
+                    message,
+                    stalled: !reason.is_transient(),
+                };
+                self.failed(failure, &plan.secret_name, held.as_ref())
                     .await?;
                 Ok(Action::requeue(if reason.is_transient() {
                     RETRY_TRANSIENT
@@ -327,8 +347,12 @@ impl<'a> Run<'a> {
                 self.withdraw(&plan).await?;
                 let message =
                     grants::not_granted(KIND, &self.object.namespace, &self.object.name, &message);
-                self.failed(reasons::NOT_GRANTED, message, &plan.secret_name, None)
-                    .await?;
+                self.failed(
+                    Failure::stalled(reasons::NOT_GRANTED, message),
+                    &plan.secret_name,
+                    None,
+                )
+                .await?;
                 Ok(Action::requeue(RETRY_PERMANENT))
             }
             Outcome::SecretConflict { plan } => {
@@ -336,8 +360,12 @@ impl<'a> Run<'a> {
                     "Secret {} exists and was not created by securepipe for this TrainingPartition; it is left alone. Choose another spec.credentials.secretName, or remove that Secret",
                     plan.secret_name
                 );
-                self.failed(reasons::SECRET_CONFLICT, message, &plan.secret_name, None)
-                    .await?;
+                self.failed(
+                    Failure::stalled(reasons::SECRET_CONFLICT, message),
+                    &plan.secret_name,
+                    None,
+                )
+                .await?;
                 Ok(Action::requeue(RETRY_PERMANENT))
             }
             Outcome::NotServed { plan } => {
@@ -346,8 +374,7 @@ impl<'a> Run<'a> {
                     self.object.namespace
                 );
                 self.failed(
-                    reasons::NAMESPACE_NOT_SERVED,
-                    message,
+                    Failure::stalled(reasons::NAMESPACE_NOT_SERVED, message),
                     &plan.secret_name,
                     None,
                 )
@@ -355,20 +382,26 @@ impl<'a> Run<'a> {
                 Ok(Action::requeue(RETRY_PERMANENT))
             }
             Outcome::Unrevocable { plan, error } => {
-                let (reason, retry) = match &error {
-                    RevocationError::NoRevoker { .. } => {
-                        (reasons::REVOKER_MISSING, RETRY_PERMANENT)
-                    }
-                    other if other.reason().is_transient() => (other.label(), RETRY_TRANSIENT),
-                    other => (other.label(), RETRY_PERMANENT),
+                let transient = error.reason().is_transient();
+                let reason = match &error {
+                    RevocationError::NoRevoker { .. } => reasons::REVOKER_MISSING,
+                    other => other.label(),
                 };
                 let message = format!(
                     "{KIND} {}: spec.credentials.revokeOnDelete cannot be honoured, nothing is issued: {error}",
                     self.object.path()
                 );
-                self.failed(reason, message, &plan.secret_name, None)
-                    .await?;
-                Ok(Action::requeue(retry))
+                let failure = Failure {
+                    reason,
+                    message,
+                    stalled: !transient,
+                };
+                self.failed(failure, &plan.secret_name, None).await?;
+                Ok(Action::requeue(if transient {
+                    RETRY_TRANSIENT
+                } else {
+                    RETRY_PERMANENT
+                }))
             }
             Outcome::Refused(err) => {
                 let secret_name = self
@@ -377,8 +410,12 @@ impl<'a> Run<'a> {
                     .as_ref()
                     .and_then(|s| s.credentials.as_ref())
                     .map_or("", |c| c.secret_name.as_str());
-                self.failed(err.reason(), err.to_string(), secret_name, None)
-                    .await?;
+                self.failed(
+                    Failure::stalled(err.reason(), err.to_string()),
+                    secret_name,
+                    None,
+                )
+                .await?;
                 Ok(Action::requeue(RETRY_PERMANENT))
             }
         }
@@ -388,11 +425,15 @@ impl<'a> Run<'a> {
     /// retries is one Warning, not one per retry) and reported in status.
     async fn failed(
         &self,
-        reason: &'static str,
-        message: String,
+        failure: Failure,
         secret_name: &str,
         held: Option<&Held>,
     ) -> Result<(), Error> {
+        let Failure {
+            reason,
+            message,
+            stalled,
+        } = failure;
         self.ctx.metrics.record_error(CONTROLLER, reason);
         tracing::warn!(object = %self.object, reason, error = %message, "credentials not issued");
         let announced = self
@@ -407,6 +448,7 @@ impl<'a> Run<'a> {
         self.write_status(&status::Outcome::Failed {
             reason,
             message,
+            stalled,
             secret_name,
             held,
         })
