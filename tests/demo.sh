@@ -16,6 +16,10 @@ kubectl wait --for=condition=Established --timeout=60s crd/trainingpartitions.se
 # --- Operator (begin) ---------------------------------------------------------------------
 step "Starting the operator as system:serviceaccount:securepipe-system:securepipe-operator"
 kubectl apply --server-side -f config/rbac/ >/dev/null
+# Secret access in the demo's namespace only: the tenant role bound there (config/rbac/tenant-role.yaml).
+kubectl create namespace securepipe-demo --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl create rolebinding securepipe-operator-tenant -n securepipe-demo --clusterrole=securepipe-operator-tenant \
+  --serviceaccount=securepipe-system:securepipe-operator --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 operator_kubeconfig=target/env/demo-operator.kubeconfig
 demo_port=${SECUREPIPE_DEMO_PORT:-18080} # the demo operator's health and metrics, on loopback
 tests/env/operator-kubeconfig.sh "$KUBECONFIG" "$operator_kubeconfig"

@@ -153,7 +153,9 @@ RELEASE=securepipe
 IMAGE_REPOSITORY="${IMAGE%%:*}"
 IMAGE_TAG="${IMAGE#*:}"
 POD_AWS_ENDPOINT="$LS_ENDPOINT"
-EXTRA_VALUES=""
+# Secret access in the scenarios' namespace only (the chart binds none by default).
+EXTRA_VALUES="$WORK/kind-values.yaml"
+printf 'rbac:\n  tenantNamespaces: [%s]\n' "$APP_NS" >"$EXTRA_VALUES"
 WHOAMI_IMAGE="$AWS_CLI_IMAGE"
 WHOAMI_PULL_POLICY=IfNotPresent
 WHOAMI_ARGS="[sts, get-caller-identity, --output, json]"

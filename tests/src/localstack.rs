@@ -89,9 +89,35 @@ fn endpoint() -> (String, String) {
 pub async fn create_role(name: &str) -> String {
     endpoint();
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    create_role_with(&aws_sdk_iam::Client::new(&config), name).await
+}
+
+/// The inline policies of role `role_name` in LocalStack's IAM, by name, as documents
+/// (IAM returns them URL-encoded; decoded here).
+pub async fn inline_policies(role_name: &str) -> BTreeMap<String, serde_json::Value> {
+    endpoint();
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    inline_policies_with(&aws_sdk_iam::Client::new(&config), role_name).await
+}
+
+/// An IAM client acting in LocalStack's account `account` (LocalStack takes a 12-digit
+/// access key id as the account), for roles in another account than the operator's.
+pub async fn iam_in_account(account: &str) -> aws_sdk_iam::Client {
+    endpoint();
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let credentials =
+        aws_sdk_iam::config::Credentials::new(account, "test", None, None, "securepipe-tests");
+    aws_sdk_iam::Client::from_conf(
+        aws_sdk_iam::config::Builder::from(&config)
+            .credentials_provider(credentials)
+            .build(),
+    )
+}
+
+/// Creates role `name` (anyone may assume it) with `iam` and returns its ARN.
+pub async fn create_role_with(iam: &aws_sdk_iam::Client, name: &str) -> String {
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"]}]}"#;
-    aws_sdk_iam::Client::new(&config)
-        .create_role()
+    iam.create_role()
         .role_name(name)
         .assume_role_policy_document(trust)
         .send()
@@ -100,4 +126,46 @@ pub async fn create_role(name: &str) -> String {
         .role
         .expect("created role")
         .arn
+}
+
+/// [`inline_policies`] through `iam`.
+pub async fn inline_policies_with(
+    iam: &aws_sdk_iam::Client,
+    role_name: &str,
+) -> BTreeMap<String, serde_json::Value> {
+    let names = iam
+        .list_role_policies()
+        .role_name(role_name)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("list the inline policies of role {role_name}: {err:?}"))
+        .policy_names;
+    let mut policies = BTreeMap::new();
+    for name in names {
+        let answer = iam
+            .get_role_policy()
+            .role_name(role_name)
+            .policy_name(&name)
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("get policy {name} of role {role_name}: {err:?}"));
+        let text = percent_encoding::percent_decode_str(answer.policy_document())
+            .decode_utf8()
+            .unwrap_or_else(|err| panic!("policy {name} of role {role_name} is not UTF-8: {err}"))
+            .into_owned();
+        let document = serde_json::from_str(&text)
+            .unwrap_or_else(|err| panic!("policy {name} of role {role_name}: {err}\n{text}"));
+        policies.insert(name, document);
+    }
+    policies
+}
+
+/// The characters IAM counts against a role's inline-policy quota (10,240, all inline
+/// policies together): each document without whitespace.
+pub fn quota_size(document: &serde_json::Value) -> usize {
+    document
+        .to_string()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .count()
 }

@@ -29,12 +29,19 @@ pub struct OperatorProcess {
     listen: String,
     link: AwsLink,
     restarts: u32,
+    env: Vec<(String, String)>,
 }
 
 impl OperatorProcess {
     /// Applies the RBAC, then starts the operator watching only `namespace` (its lease
     /// lives there too) and waits until `/readyz` answers 200.
     pub async fn start(client: &Client, namespace: &str) -> Self {
+        Self::start_with_env(client, namespace, &[]).await
+    }
+
+    /// [`start`](Self::start), with extra environment variables (operator settings such
+    /// as `SECUREPIPE_REVOKER_ROLE_ARNS`).
+    pub async fn start_with_env(client: &Client, namespace: &str, env: &[(&str, &str)]) -> Self {
         install_rbac(client, namespace).await;
         let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
             panic!("AWS_ENDPOINT_URL is not set: source target/env/env.sh (make test does)")
@@ -56,7 +63,11 @@ impl OperatorProcess {
         impersonating_kubeconfig(&kubeconfig, OPERATOR_NAMESPACE, SERVICE_ACCOUNT);
         let log_path = dir.join("operator-0.log");
         let listen = free_loopback_address();
-        let child = spawn(&kubeconfig, namespace, &link, &listen, &log_path);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect();
+        let child = spawn(&kubeconfig, namespace, &link, &listen, &log_path, &env);
         let mut operator = Self {
             child,
             namespace: namespace.to_owned(),
@@ -65,6 +76,7 @@ impl OperatorProcess {
             listen,
             link,
             restarts: 0,
+            env,
         };
         operator.wait_ready().await;
         operator
@@ -146,6 +158,7 @@ impl OperatorProcess {
             &self.link,
             &self.listen,
             &self.log_path,
+            &self.env,
         );
         self.wait_ready().await;
     }
@@ -223,6 +236,7 @@ fn spawn(
     link: &AwsLink,
     listen: &str,
     log_path: &PathBuf,
+    env: &[(String, String)],
 ) -> Child {
     let log = std::fs::File::create(log_path).expect("create the operator log");
     let log_err = log.try_clone().expect("clone the log handle");
@@ -243,6 +257,7 @@ fn spawn(
         .env("AWS_ENDPOINT_URL", link.endpoint_url())
         .env("RUST_LOG", "info,securepipe_operator=debug,kube=warn")
         .env_remove("SECUREPIPE_WATCH_NAMESPACE")
+        .envs(env.iter().map(|(key, value)| (key, value)))
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err)
@@ -251,21 +266,30 @@ fn spawn(
         .expect("start the securepipe operator")
 }
 
-/// Applies `config/rbac/` (once per test process) and binds the leader-election role in
-/// `namespace`.
+/// Applies `config/rbac/` (once per test process) and binds, in `namespace`, the
+/// leader-election role and the tenant role (Secrets), as the chart does for a tenant
+/// namespace.
 async fn install_rbac(client: &Client, namespace: &str) {
     static APPLIED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     APPLIED.get_or_init(apply_rbac_manifests).await;
+    for role in ["securepipe-leader-election", "securepipe-operator-tenant"] {
+        bind_cluster_role(client, namespace, role).await;
+    }
+}
+
+/// Binds ClusterRole `role` to the operator's ServiceAccount in `namespace` (a RoleBinding
+/// of the same name).
+async fn bind_cluster_role(client: &Client, namespace: &str, role: &str) {
     let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), namespace);
     let binding = RoleBinding {
         metadata: ObjectMeta {
-            name: Some("securepipe-leader-election".to_owned()),
+            name: Some(role.to_owned()),
             ..ObjectMeta::default()
         },
         role_ref: RoleRef {
             api_group: Some("rbac.authorization.k8s.io".to_owned()),
             kind: "ClusterRole".to_owned(),
-            name: "securepipe-leader-election".to_owned(),
+            name: role.to_owned(),
         },
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".to_owned(),
@@ -276,12 +300,12 @@ async fn install_rbac(client: &Client, namespace: &str) {
     };
     bindings
         .patch(
-            "securepipe-leader-election",
+            role,
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&binding),
         )
         .await
-        .unwrap_or_else(|err| panic!("bind leader election in {namespace}: {err}"));
+        .unwrap_or_else(|err| panic!("bind {role} in {namespace}: {err}"));
 }
 
 /// One `kubectl apply` of the folder, exactly as the README and `make demo` do it, with no

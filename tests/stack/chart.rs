@@ -24,6 +24,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::PolicyRule;
@@ -33,7 +36,8 @@ use securepipe_api::RetentionPolicy;
 use securepipe_tests::http::http_get;
 use securepipe_tests::operator::{impersonating_kubeconfig, securepipe_binary};
 use securepipe_tests::{
-    FIELD_MANAGER, client, eventually, fresh_namespace, install_crds, repo_root, yaml_files,
+    FIELD_MANAGER, client, eventually, fresh_namespace, install_crds, repo_root,
+    ungranted_namespace, yaml_files,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -53,6 +57,13 @@ const VARIANTS: &[(&str, &[&str])] = &[
             "aws.endpointUrl=http://localstack.localstack.svc:4566",
             "aws.s3ForcePathStyle=true",
             "image.digest=sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        ],
+    ),
+    (
+        "tenant namespaces, a revoker role",
+        &[
+            "rbac.tenantNamespaces={{ns}}",
+            "aws.revokerRoleArns={arn:aws:iam::111122223333:role/securepipe-revoker}",
         ],
     ),
     (
@@ -763,4 +774,117 @@ async fn operator_runs_as_the_rendered_chart() {
         "operator exited with {status}\n{}",
         logs()
     );
+}
+
+/// Whether `user` (a ServiceAccount, with its groups) may `verb` `resource` in
+/// `namespace` ("" = cluster-wide), as the apiserver's authorizer answers.
+async fn can(
+    client: &kube::Client,
+    service_account: (&str, &str),
+    (group, resource, verb): (&str, &str, &str),
+    namespace: &str,
+) -> bool {
+    let (sa_namespace, sa_name) = service_account;
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(format!("system:serviceaccount:{sa_namespace}:{sa_name}")),
+            groups: Some(vec![
+                "system:serviceaccounts".to_owned(),
+                format!("system:serviceaccounts:{sa_namespace}"),
+                "system:authenticated".to_owned(),
+            ]),
+            resource_attributes: Some(ResourceAttributes {
+                group: Some(group.to_owned()),
+                resource: Some(resource.to_owned()),
+                verb: Some(verb.to_owned()),
+                namespace: Some(namespace.to_owned()),
+                ..ResourceAttributes::default()
+            }),
+            ..SubjectAccessReviewSpec::default()
+        },
+        ..SubjectAccessReview::default()
+    };
+    Api::<SubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .unwrap_or_else(|err| panic!("SubjectAccessReview: {err}"))
+        .status
+        .is_some_and(|status| status.allowed)
+}
+
+/// The chart with a list of tenant namespaces, applied to the real apiserver: its
+/// ServiceAccount may use Secrets in those namespaces and nowhere else (not cluster-wide),
+/// may read TenantGrants but not write them, and the operator is told the same list.
+#[tokio::test]
+#[ignore = "needs the local stack (tests/env/up.sh) and helm; make test runs it"]
+async fn chart_binds_secret_access_in_the_tenant_namespaces_only() {
+    let client = client().await;
+    install_crds(&client).await;
+    let namespace = fresh_namespace(&client, "chart-tenants").await;
+    let team_a = ungranted_namespace(&client, "chart-team-a").await;
+    let team_b = ungranted_namespace(&client, "chart-team-b").await;
+    let elsewhere = ungranted_namespace(&client, "chart-elsewhere").await;
+    let release = format!("sp-{namespace}");
+    let tenants = format!("rbac.tenantNamespaces={{{team_a},{team_b}}}");
+    let manifest = render_release(&release, &namespace, &[&tenants], false)
+        .unwrap_or_else(|err| panic!("helm template failed:\n{err}"));
+    let objects = documents(&manifest, "helm template");
+    let dir = repo_root().join("target/stack-tests").join(&namespace);
+    std::fs::create_dir_all(&dir).expect("create the test's work directory");
+    let manifest_path = dir.join("chart.yaml");
+    std::fs::write(&manifest_path, &manifest).expect("write the rendered chart");
+    kubectl(
+        &["apply", "--server-side", "--field-manager", FIELD_MANAGER],
+        &manifest_path,
+    );
+    let _remove = RemoveOnDrop(manifest_path.clone());
+    let pod = deployment(&objects).spec.template.spec.expect("pod spec");
+    let service_account = pod
+        .service_account_name
+        .clone()
+        .expect("serviceAccountName");
+    let args = pod.containers[0].args.clone().unwrap_or_default();
+    assert!(
+        args.contains(&format!("--secret-namespaces={team_a},{team_b}")),
+        "{args:?}"
+    );
+    let sa = (namespace.as_str(), service_account.as_str());
+
+    let secret_verbs = ["get", "list", "watch", "create", "patch", "delete"];
+    // RBAC reaches the authorizer's cache shortly after the apply.
+    eventually(
+        Duration::from_secs(30),
+        "Secret access in the tenant namespaces",
+        || async {
+            for tenant in [&team_a, &team_b] {
+                for verb in secret_verbs {
+                    if !can(&client, sa, ("", "secrets", verb), tenant).await {
+                        return None;
+                    }
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    for verb in secret_verbs {
+        for other in [elsewhere.as_str(), namespace.as_str(), "default", ""] {
+            assert!(
+                !can(&client, sa, ("", "secrets", verb), other).await,
+                "{verb} secrets in {other:?} must be denied"
+            );
+        }
+    }
+    for verb in ["get", "list", "watch"] {
+        assert!(
+            can(&client, sa, ("securepipe.io", "tenantgrants", verb), "").await,
+            "{verb} tenantgrants must be allowed"
+        );
+    }
+    for verb in ["create", "update", "patch", "delete", "deletecollection"] {
+        assert!(
+            !can(&client, sa, ("securepipe.io", "tenantgrants", verb), "").await,
+            "{verb} tenantgrants must be denied"
+        );
+    }
 }

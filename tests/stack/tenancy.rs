@@ -2,7 +2,9 @@
 //! TenantGrant covers is refused (`Ready=False`, reason `NotGranted`, naming the field)
 //! without any AWS call; a grant added lets it through, a grant removed takes the Secret
 //! away at the next reconcile; a RetentionPolicy on a bucket not granted leaves the
-//! bucket's lifecycle untouched.
+//! bucket's lifecycle untouched; revocation denies by the TrainingPartition's UID on
+//! every role it ever used, within the inline-policy quota, and is refused for a role in
+//! another AWS account without a revoker role.
 
 use std::time::Duration;
 
@@ -17,7 +19,10 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use securepipe_api::tenant_grant::TenantGrant;
 use securepipe_api::{RetentionPolicy, TrainingPartition};
 use securepipe_tests::gitops::{GRANT_APPLIED, Health, Message, health_case};
-use securepipe_tests::localstack::{assume_role_count, create_role};
+use securepipe_tests::localstack::{
+    assume_role_count, create_role, create_role_with, iam_in_account, inline_policies,
+    inline_policies_with, quota_size, recorded_sts_session,
+};
 use securepipe_tests::operator::OperatorProcess;
 use securepipe_tests::{
     FIELD_MANAGER, client, eventually, grant_suites, install_crds, suite_grant_name,
@@ -44,11 +49,21 @@ struct Tenant {
 /// A namespace with no grant, its role `trainer-<ns>` (the one [`grant_suites`] grants)
 /// and an operator watching it.
 async fn tenant(prefix: &str) -> Tenant {
+    tenant_with_env(prefix, |_| Vec::new()).await
+}
+
+/// [`tenant`], the operator started with the environment `env(namespace)` gives.
+async fn tenant_with_env(
+    prefix: &str,
+    env: impl Fn(&str) -> Vec<(&'static str, String)>,
+) -> Tenant {
     let client = client().await;
     install_crds(&client).await;
     let namespace = ungranted_namespace(&client, prefix).await;
     let role_arn = create_role(&format!("trainer-{namespace}")).await;
-    let operator = OperatorProcess::start(&client, &namespace).await;
+    let env = env(&namespace);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let operator = OperatorProcess::start_with_env(&client, &namespace, &env).await;
     Tenant {
         client,
         namespace,
@@ -454,5 +469,344 @@ async fn a_retention_policy_on_a_bucket_not_granted_leaves_it_untouched() {
     // Past one resync: still nothing written.
     tokio::time::sleep(Duration::from_secs(12)).await;
     assert_eq!(read().await, before, "the bucket's lifecycle changed");
+    t.operator.stop().await;
+}
+
+impl Tenant {
+    async fn tp(&self, name: &str) -> TrainingPartition {
+        self.partitions()
+            .get(name)
+            .await
+            .unwrap_or_else(|err| panic!("get TrainingPartition {name}: {err}"))
+    }
+
+    /// The access key id and issue time of the session `name`'s Secret holds now.
+    async fn held_session(&self, name: &str) -> (String, jiff::Timestamp) {
+        let credentials = self
+            .tp(name)
+            .await
+            .status
+            .and_then(|s| s.credentials)
+            .unwrap_or_else(|| panic!("{name} reports no credentials"));
+        (credentials.access_key_id, credentials.renewed_at.0)
+    }
+
+    async fn delete_and_wait_gone(&self, names: &[String]) {
+        for name in names {
+            self.partitions()
+                .delete(name, &DeleteParams::default())
+                .await
+                .unwrap_or_else(|err| panic!("delete TrainingPartition {name}: {err}"));
+        }
+        eventually(
+            Duration::from_secs(120),
+            "the TrainingPartitions gone",
+            || async {
+                let left = self
+                    .partitions()
+                    .list(&ListParams::default())
+                    .await
+                    .ok()?
+                    .items
+                    .len();
+                (left == 0).then_some(())
+            },
+        )
+        .await;
+    }
+}
+
+/// The role name of a role ARN.
+fn role_name(role_arn: &str) -> &str {
+    role_arn.rsplit('/').next().unwrap_or_default()
+}
+
+/// The cut-off (`aws:TokenIssueTime` bound) of the statement of the role's revocation
+/// policy that denies sessions tagged with `uid`; `None` when none does.
+async fn revocation_cutoff(role_name: &str, uid: &str) -> Option<jiff::Timestamp> {
+    cutoff_in(&inline_policies(role_name).await, uid)
+}
+
+/// [`revocation_cutoff`] in a role's inline policies as read.
+fn cutoff_in(
+    policies: &std::collections::BTreeMap<String, serde_json::Value>,
+    uid: &str,
+) -> Option<jiff::Timestamp> {
+    let statements = policies.get("securepipe-revocations")?["Statement"].clone();
+    statements.as_array()?.iter().find_map(|statement| {
+        let condition = &statement["Condition"];
+        let uids = condition["StringEquals"]["aws:PrincipalTag/securepipe:uid"].as_array()?;
+        if statement["Effect"] != "Deny"
+            || statement["Action"] != "*"
+            || !uids.iter().any(|u| u == uid)
+        {
+            return None;
+        }
+        condition["DateLessThan"]["aws:TokenIssueTime"]
+            .as_str()?
+            .parse()
+            .ok()
+    })
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
+async fn deletion_revokes_sessions_minted_before_a_partition_and_role_change() {
+    let t = tenant("tenancy-revoke").await;
+    grant_suites(&t.client, &t.namespace).await;
+    // A second role, granted by a second grant (grants are not combined: each covers all).
+    let second_role = create_role(&format!("second-{}", t.namespace)).await;
+    apply_grant(
+        &t.client,
+        &format!("tenancy-second-{}", t.namespace),
+        json!({
+            "namespaces": [t.namespace],
+            "roleArns": [second_role],
+            "buckets": [format!("biometrics-{}", t.namespace)],
+            "partitions": ["*"],
+            "maxAccess": "ReadWrite",
+            "maxDuration": "12h",
+        }),
+    )
+    .await;
+    let revoke = "  credentials: {revokeOnDelete: true}\n";
+    t.apply("voice", &format!("  partition: first\n{revoke}"))
+        .await;
+    t.wait_ready("voice", "True").await;
+    let (first_key, first_issued) = t.held_session("voice").await;
+    let uid = t.tp("voice").await.metadata.uid.expect("uid");
+    let first = recorded_sts_session(&first_key).await;
+    assert_eq!(first.tags().get("securepipe:uid"), Some(&uid.as_str()));
+    assert_eq!(first.tags().get("securepipe:partition"), Some(&"first"));
+
+    // Another partition, wider access, another role: a new session; the first one is
+    // still valid in AWS.
+    let bucket = format!("biometrics-{}", t.namespace);
+    t.apply_on(
+        "voice",
+        &bucket,
+        &second_role,
+        &format!("  partition: second\n  access: ReadWrite\n{revoke}"),
+    )
+    .await;
+    let (second_key, second_issued) = eventually(WAIT, "a session for the new spec", || async {
+        let held = t.held_session("voice").await;
+        (held.0 != first_key).then_some(held)
+    })
+    .await;
+    let second = recorded_sts_session(&second_key).await;
+    assert_eq!(second.role_arn, second_role);
+    assert_eq!(second.tags().get("securepipe:uid"), Some(&uid.as_str()));
+    let recorded = t.tp("voice").await.status.expect("status").used_role_arns;
+    assert_eq!(recorded, [t.role_arn.clone(), second_role.clone()]);
+
+    t.delete_and_wait_gone(&["voice".to_owned()]).await;
+    // Read back from IAM: on the first role, the deny names the UID the first session
+    // carries (not its partition) and reaches past its issue time; the same on the second.
+    for (role, issued) in [(&t.role_arn, first_issued), (&second_role, second_issued)] {
+        let cutoff = revocation_cutoff(role_name(role), &uid)
+            .await
+            .unwrap_or_else(|| panic!("no deny for UID {uid} on {role}"));
+        assert!(
+            cutoff > issued,
+            "{role}: cut-off {cutoff} <= issued {issued}"
+        );
+    }
+    let policies = inline_policies(role_name(&t.role_arn)).await;
+    assert!(
+        !policies
+            .values()
+            .any(|p| p.to_string().contains("securepipe:partition")),
+        "a deny keyed on the partition: {policies:?}"
+    );
+    t.operator.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
+async fn forty_deletions_on_one_role_stay_under_the_inline_policy_quota() {
+    let t = tenant("tenancy-quota").await;
+    grant_suites(&t.client, &t.namespace).await;
+    let names: Vec<String> = (0..40).map(|n| format!("p{n:02}")).collect();
+    for name in &names {
+        t.apply(name, "  credentials: {revokeOnDelete: true}\n")
+            .await;
+    }
+    let mut uids = Vec::new();
+    for name in &names {
+        eventually(
+            Duration::from_secs(180),
+            &format!("{name} Ready"),
+            || async {
+                let tp = t.partitions().get_opt(name).await.ok()??;
+                let ready = tp
+                    .status?
+                    .conditions
+                    .into_iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                ready.then_some(())
+            },
+        )
+        .await;
+        uids.push(t.tp(name).await.metadata.uid.expect("uid"));
+    }
+    // All at once: the deletions write one policy concurrently.
+    t.delete_and_wait_gone(&names).await;
+    let role = role_name(&t.role_arn);
+    let policies = inline_policies(role).await;
+    let total: usize = policies.values().map(quota_size).sum();
+    assert!(
+        total < 10_240,
+        "{total} characters of inline policies on {role}: {:?}",
+        policies.keys()
+    );
+    assert_eq!(
+        policies.keys().collect::<Vec<_>>(),
+        ["securepipe-revocations"],
+        "one revocation policy per role"
+    );
+    for uid in &uids {
+        assert!(
+            revocation_cutoff(role, uid).await.is_some(),
+            "UID {uid} lost from the revocation policy ({total} characters)"
+        );
+    }
+    t.operator.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
+async fn revoke_on_delete_in_another_account_without_a_revoker_is_refused() {
+    let t = tenant("tenancy-account").await;
+    // LocalStack's account is 000000000000; this role is in another one.
+    let foreign = format!("arn:aws:iam::111122223333:role/trainer-{}", t.namespace);
+    let bucket = format!("biometrics-{}", t.namespace);
+    apply_grant(
+        &t.client,
+        &format!("tenancy-{}", t.namespace),
+        json!({
+            "namespaces": [t.namespace],
+            "roleArns": [foreign],
+            "buckets": [bucket],
+            "partitions": ["*"],
+            "maxAccess": "ReadOnly",
+            "maxDuration": "1h",
+        }),
+    )
+    .await;
+    t.apply_on(
+        "remote",
+        &bucket,
+        &foreign,
+        "  credentials: {revokeOnDelete: true}\n",
+    )
+    .await;
+    let (reason, message) = t.wait_ready("remote", "False").await;
+    assert_eq!(reason, "RevokerMissing", "{message}");
+    for part in [
+        format!("TrainingPartition {}/remote", t.namespace),
+        "111122223333".to_owned(),
+        "000000000000".to_owned(),
+        "revoker".to_owned(),
+    ] {
+        assert!(message.contains(&part), "{message:?} should name {part}");
+    }
+    assert!(
+        t.event_reasons()
+            .await
+            .contains(&"RevokerMissing".to_owned())
+    );
+    assert!(t.secret("remote-aws").await.is_none());
+    assert_eq!(assume_role_count(&t.session_name("remote")).await, 0);
+
+    // Control: the same role without revokeOnDelete is issued.
+    t.apply_on("plain", &bucket, &foreign, "").await;
+    let (reason, message) = t.wait_ready("plain", "True").await;
+    assert_eq!(reason, "CredentialsValid", "{message}");
+    // Nothing was minted on the foreign role, so deletion has nothing to revoke.
+    t.delete_and_wait_gone(&["remote".to_owned(), "plain".to_owned()])
+        .await;
+    t.operator.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
+async fn a_grant_removed_with_revoke_on_delete_writes_the_deny() {
+    let t = tenant("tenancy-withdrawn").await;
+    grant_suites(&t.client, &t.namespace).await;
+    t.apply("voice", "  credentials: {revokeOnDelete: true}\n")
+        .await;
+    t.wait_ready("voice", "True").await;
+    let (_, issued) = t.held_session("voice").await;
+    let uid = t.tp("voice").await.metadata.uid.expect("uid");
+    assert_eq!(revocation_cutoff(role_name(&t.role_arn), &uid).await, None);
+
+    delete_grant(&t.client, &suite_grant_name(&t.namespace)).await;
+    let (reason, message) = t.wait_ready("voice", "False").await;
+    assert_eq!(reason, "NotGranted", "{message}");
+    eventually(WAIT, "Secret voice-aws removed", || async {
+        t.secret("voice-aws").await.is_none().then_some(())
+    })
+    .await;
+    // The object lives on: the sessions issued so far are denied, to the second.
+    let cutoff = revocation_cutoff(role_name(&t.role_arn), &uid)
+        .await
+        .expect("the deny for the withdrawn sessions");
+    assert!(cutoff > issued, "cut-off {cutoff} <= issued {issued}");
+    assert!(
+        cutoff <= jiff::Timestamp::now() + jiff::SignedDuration::from_secs(1),
+        "a withdrawal must not deny sessions a later grant mints: {cutoff}"
+    );
+    t.operator.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
+async fn a_revoker_role_writes_the_deny_in_the_other_account() {
+    const ACCOUNT: &str = "111122223333";
+    let t = tenant_with_env("tenancy-revoker", |namespace| {
+        vec![(
+            "SECUREPIPE_REVOKER_ROLE_ARNS",
+            format!("arn:aws:iam::{ACCOUNT}:role/revoker-{namespace}"),
+        )]
+    })
+    .await;
+    let iam = iam_in_account(ACCOUNT).await;
+    create_role_with(&iam, &format!("revoker-{}", t.namespace)).await;
+    let foreign = create_role_with(&iam, &format!("trainer-{}", t.namespace)).await;
+    assert!(foreign.contains(ACCOUNT), "{foreign}");
+    let bucket = format!("biometrics-{}", t.namespace);
+    apply_grant(
+        &t.client,
+        &format!("tenancy-{}", t.namespace),
+        json!({
+            "namespaces": [t.namespace],
+            "roleArns": [foreign],
+            "buckets": [bucket],
+            "partitions": ["*"],
+            "maxAccess": "ReadOnly",
+            "maxDuration": "1h",
+        }),
+    )
+    .await;
+    t.apply_on(
+        "remote",
+        &bucket,
+        &foreign,
+        "  credentials: {revokeOnDelete: true}\n",
+    )
+    .await;
+    let (reason, message) = t.wait_ready("remote", "True").await;
+    assert_eq!(reason, "CredentialsValid", "{message}");
+    let (_, issued) = t.held_session("remote").await;
+    let uid = t.tp("remote").await.metadata.uid.expect("uid");
+
+    t.delete_and_wait_gone(&["remote".to_owned()]).await;
+    // Written in the role's own account (the operator's account has no such role: there,
+    // NoSuchEntity would have read as "role gone").
+    let policies = inline_policies_with(&iam, role_name(&foreign)).await;
+    let cutoff = cutoff_in(&policies, &uid)
+        .unwrap_or_else(|| panic!("no deny for UID {uid} in account {ACCOUNT}: {policies:?}"));
+    assert!(cutoff > issued, "cut-off {cutoff} <= issued {issued}");
     t.operator.stop().await;
 }

@@ -13,7 +13,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use securepipe_api::TrainingPartition;
 use securepipe_tests::gitops::{Health, Message, NO_STATUS, health_case, stale_generation};
-use securepipe_tests::localstack::{create_role, recorded_sts_session};
+use securepipe_tests::localstack::{create_role, inline_policies, recorded_sts_session};
 use securepipe_tests::operator::{OPERATOR_NAMESPACE, OperatorProcess, SERVICE_ACCOUNT};
 use securepipe_tests::{FIELD_MANAGER, client, eventually, fresh_namespace, install_crds};
 use serde_json::json;
@@ -261,12 +261,21 @@ async fn a_partition_gets_working_credentials_within_five_seconds() {
             .expect("the recorded policy is JSON");
     assert_eq!(policy, expected_policy);
     let namespace = setup.namespace.as_str();
+    let uid = setup
+        .partitions()
+        .get("speech")
+        .await
+        .expect("get")
+        .metadata
+        .uid
+        .expect("uid");
     assert_eq!(
         recorded.tags(),
         BTreeMap::from([
             ("securepipe:name", "speech"),
             ("securepipe:namespace", namespace),
             ("securepipe:partition", "speech"),
+            ("securepipe:uid", uid.as_str()),
             ("team", "asr"),
         ])
     );
@@ -408,26 +417,23 @@ async fn deleting_removes_the_secret_and_revokes_earlier_sessions() {
     )
     .await;
 
-    let iam = aws_sdk_iam::Client::new(&aws().await);
     let role_name = setup.role_arn.rsplit('/').next().unwrap_or_default();
-    let policy = iam
-        .get_role_policy()
-        .role_name(role_name)
-        .policy_name(format!("securepipe-revoke.{}.revoked", setup.namespace))
-        .send()
-        .await
-        .expect("the revocation policy exists on the role");
-    // IAM returns policy documents URL-encoded.
-    let document = percent_encoding::percent_decode_str(policy.policy_document())
-        .decode_utf8()
-        .expect("UTF-8 policy");
-    let document: serde_json::Value = serde_json::from_str(&document).expect("policy JSON");
-    let statement = &document["Statement"][0];
+    let policies = inline_policies(role_name).await;
+    let document = policies
+        .get("securepipe-revocations")
+        .unwrap_or_else(|| panic!("no revocation policy on {role_name}: {policies:?}"));
+    let uid = tp.uid().expect("uid");
+    let statement = document["Statement"]
+        .as_array()
+        .and_then(|all| {
+            all.iter().find(|s| {
+                s["Condition"]["StringEquals"]["aws:PrincipalTag/securepipe:uid"]
+                    .as_array()
+                    .is_some_and(|uids| uids.iter().any(|u| u == uid.as_str()))
+            })
+        })
+        .unwrap_or_else(|| panic!("no deny for UID {uid}: {document}"));
     assert_eq!(statement["Effect"], "Deny");
-    assert_eq!(
-        statement["Condition"]["StringEquals"]["aws:PrincipalTag/securepipe:partition"],
-        "revoked"
-    );
     assert!(statement["Condition"]["DateLessThan"]["aws:TokenIssueTime"].is_string());
 }
 
@@ -706,6 +712,9 @@ async fn the_operator_role_is_least_privilege() {
             namespace.as_str(),
         ),
         ("", "configmaps", "get", namespace.as_str()),
+        // Secrets only in the tenant namespaces (config/rbac/tenant-role.yaml bound there).
+        ("", "secrets", "get", "default"),
+        ("", "secrets", "list", ""),
         ("", "pods", "list", namespace.as_str()),
         (
             "rbac.authorization.k8s.io",

@@ -52,3 +52,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 {{- end }}
+
+{{/*
+The namespaces where the operator may write Secrets, as a JSON array: the watched
+namespace when one is, else rbac.tenantNamespaces.
+*/}}
+{{- define "securepipe.tenantNamespaces" -}}
+{{- if .Values.watchNamespace -}}
+{{- list .Values.watchNamespace | toJson -}}
+{{- else -}}
+{{- .Values.rbac.tenantNamespaces | default list | uniq | toJson -}}
+{{- end -}}
+{{- end }}

@@ -32,6 +32,12 @@ pub mod reasons {
     pub const POLICY_TOO_LARGE: &str = "PolicyTooLarge";
     /// `secretName` names a Secret securepipe did not create for this TrainingPartition.
     pub const SECRET_CONFLICT: &str = "SecretConflict";
+    /// `revokeOnDelete` on a role securepipe could not revoke sessions of (another AWS
+    /// account without a configured revoker role): nothing is minted.
+    pub const REVOKER_MISSING: &str = "RevokerMissing";
+    /// The operator may not write Secrets in this namespace (its RBAC, the chart's
+    /// `rbac.tenantNamespaces`): nothing is minted.
+    pub const NAMESPACE_NOT_SERVED: &str = "NamespaceNotServed";
 
     // Both kinds
     /// No TenantGrant covers what the object asks for (default deny): no AWS call made.

@@ -268,6 +268,10 @@ pub struct TrainingPartitionStatus {
     /// Extract-and-shred progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extraction: Option<ExtractionStatus>,
+    /// Every role a session was ever minted on for this TrainingPartition (recorded before
+    /// the mint). With `revokeOnDelete`, deletion revokes this object's sessions on each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub used_role_arns: Vec<String>,
 }
 
 /// The public facts of the credentials in the Secret.

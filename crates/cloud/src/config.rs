@@ -2,6 +2,8 @@
 //! (`AWS_ENDPOINT_URL*`, `AWS_REGION`, IRSA / Pod Identity credentials, ...), so the same
 //! binary works against AWS and against LocalStack.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
@@ -13,6 +15,29 @@ pub struct AwsSettings {
     /// Address S3 buckets by path (`endpoint/bucket/key`) instead of by virtual host;
     /// emulators on loopback need this.
     pub s3_force_path_style: bool,
+    /// Roles the operator assumes to write revocations on roles of other AWS accounts
+    /// than its own, one per account (the account is the one in the ARN).
+    pub revoker_role_arns: Vec<String>,
+}
+
+/// State every clone of an [`Aws`] shares.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    /// The operator's own account, asked of STS once.
+    pub(crate) operator_account: tokio::sync::OnceCell<String>,
+    /// One lock per role ARN: a role's revocation policy is read, changed and written
+    /// back, and two deletions at once must not lose each other's entry.
+    role_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Shared {
+    pub(crate) fn role_lock(&self, role_arn: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .role_locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        locks.entry(role_arn.to_owned()).or_default().clone()
+    }
 }
 
 /// The operator's AWS identity and settings, from which per-region clients are made.
@@ -20,6 +45,7 @@ pub struct AwsSettings {
 pub struct Aws {
     base: SdkConfig,
     settings: AwsSettings,
+    shared: Arc<Shared>,
 }
 
 impl Aws {
@@ -36,7 +62,11 @@ impl Aws {
             .timeout_config(timeouts)
             .load()
             .await;
-        Self { base, settings }
+        Self {
+            base,
+            settings,
+            shared: Arc::default(),
+        }
     }
 
     /// Fixed credentials against one endpoint (a local emulator, or a test server on
@@ -57,12 +87,20 @@ impl Aws {
                 credentials,
             ))
             .build();
-        Self { base, settings }
+        Self {
+            base,
+            settings,
+            shared: Arc::default(),
+        }
     }
 
     /// Wraps an already loaded configuration.
     pub fn new(base: SdkConfig, settings: AwsSettings) -> Self {
-        Self { base, settings }
+        Self {
+            base,
+            settings,
+            shared: Arc::default(),
+        }
     }
 
     /// The configuration for `region`, sharing credentials, endpoints and HTTP client.
@@ -77,11 +115,31 @@ impl Aws {
         aws_sdk_sts::Client::new(&self.sdk_config(region))
     }
 
+    /// STS in the configured region (us-east-1 when none is), for account questions.
+    pub(crate) fn sts_home(&self) -> aws_sdk_sts::Client {
+        match self.base.region() {
+            Some(_) => aws_sdk_sts::Client::new(&self.base),
+            None => self.sts("us-east-1"),
+        }
+    }
+
     pub(crate) fn s3(&self, region: &str) -> aws_sdk_s3::Client {
         let config = aws_sdk_s3::config::Builder::from(&self.sdk_config(region))
             .force_path_style(self.settings.s3_force_path_style)
             .build();
         aws_sdk_s3::Client::from_conf(config)
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    pub(crate) fn settings(&self) -> &AwsSettings {
+        &self.settings
+    }
+
+    pub(crate) fn base(&self) -> &SdkConfig {
+        &self.base
     }
 
     /// IAM is global; its calls go to the configured (or default) region's endpoint.

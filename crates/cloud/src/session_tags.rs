@@ -9,6 +9,9 @@ pub const PARTITION: &str = "securepipe:partition";
 pub const NAMESPACE: &str = "securepipe:namespace";
 /// The name of that TrainingPartition.
 pub const NAME: &str = "securepipe:name";
+/// Its UID: unique for the object's whole life and never reused, so revocation denies by
+/// it (the partition, access and role may have changed since a session was minted).
+pub const UID: &str = "securepipe:uid";
 
 /// Tag key prefixes only the operator (and AWS) may use. Compared without letter case: IAM
 /// treats tag keys case-insensitively, so `SecurePipe:namespace` would spoof the real one.
@@ -22,12 +25,23 @@ pub fn is_reserved(key: &str) -> bool {
         .any(|prefix| key.starts_with(prefix))
 }
 
-/// The three identifying tags of a partition's session.
-pub fn identifying(namespace: &str, name: &str, partition: &str) -> BTreeMap<String, String> {
-    [(PARTITION, partition), (NAMESPACE, namespace), (NAME, name)]
-        .into_iter()
-        .map(|(key, value)| (key.to_owned(), value.to_owned()))
-        .collect()
+/// The identifying tags of every session minted for a TrainingPartition (credentials and
+/// worker sessions alike).
+pub fn identifying(
+    namespace: &str,
+    name: &str,
+    uid: &str,
+    partition: &str,
+) -> BTreeMap<String, String> {
+    [
+        (PARTITION, partition),
+        (NAMESPACE, namespace),
+        (NAME, name),
+        (UID, uid),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value.to_owned()))
+    .collect()
 }
 
 /// The IAM condition key that matches a session tag, `aws:PrincipalTag/<key>`.
@@ -61,7 +75,7 @@ mod tests {
         ] {
             assert!(!is_reserved(key), "{key}");
         }
-        for key in identifying("ml", "speech", "p1").keys() {
+        for key in identifying("ml", "speech", "0f9e", "p1").keys() {
             assert!(
                 is_reserved(key),
                 "the operator's own tags are reserved: {key}"
@@ -70,9 +84,10 @@ mod tests {
     }
 
     #[test]
-    fn a_session_is_identified_by_partition_namespace_and_name() {
-        let tags = identifying("ml", "speech", "p1");
-        assert_eq!(tags.len(), 3);
+    fn a_session_is_identified_by_partition_namespace_name_and_uid() {
+        let tags = identifying("ml", "speech", "0f9e", "p1");
+        assert_eq!(tags.len(), 4);
+        assert_eq!(tags["securepipe:uid"], "0f9e");
         assert_eq!(tags["securepipe:partition"], "p1");
         assert_eq!(tags["securepipe:namespace"], "ml");
         assert_eq!(tags["securepipe:name"], "speech");

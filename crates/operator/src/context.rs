@@ -8,6 +8,7 @@ use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use securepipe_cloud::Aws;
 
+use crate::controllers::SecretScope;
 use crate::controllers::grants::Grants;
 use crate::metrics::Metrics;
 
@@ -28,6 +29,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// The TenantGrants every reconcile checks before any AWS call.
     pub grants: Grants,
+    /// Where the operator may write credentials Secrets (its RBAC).
+    pub secrets: SecretScope,
 }
 
 impl Context {
@@ -43,7 +46,15 @@ impl Context {
             metrics,
             recorder,
             grants,
+            secrets: SecretScope::AllNamespaces,
         }
+    }
+
+    /// Narrows where credentials Secrets are written (and watched) to `secrets`.
+    #[must_use]
+    pub fn with_secret_scope(mut self, secrets: SecretScope) -> Self {
+        self.secrets = secrets;
+        self
     }
 
     /// Records a Kubernetes Event on `reference` (the one place events are published).

@@ -22,6 +22,8 @@ pub use context::Context;
 pub mod managers {
     /// A TrainingPartition's credentials: its Secret and the credentials part of its status.
     pub const CREDENTIALS: &str = "securepipe/credentials";
+    /// The roles a TrainingPartition's sessions were minted on (`status.usedRoleArns`).
+    pub const REVOCATION: &str = "securepipe/revocation";
     /// A RetentionPolicy's status.
     pub const RETENTION: &str = "securepipe/retention-policy";
 }

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Context;
 use crate::controllers::grants::{GrantFeed, Grants};
-use crate::controllers::{WatchScope, retention_policy, training_partition};
+use crate::controllers::{SecretScope, WatchScope, retention_policy, training_partition};
 use crate::health::{self, Health};
 use crate::leader::{ElectionError, Elector, LeaseSettings};
 use crate::metrics::Metrics;
@@ -27,6 +27,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub scope: WatchScope,
+    /// Where credentials Secrets may be written and are watched (the operator's RBAC).
+    pub secrets: SecretScope,
     pub listen: SocketAddr,
     /// `None` runs without leader election (the default: one replica only).
     pub lease: Option<LeaseSettings>,
@@ -71,7 +73,10 @@ pub async fn run(client: Client, settings: Settings) -> Result<(), RunError> {
     let aws = Aws::from_env(settings.aws.clone()).await;
     let leading = metrics.leading.clone();
     let (grants, grant_feed) = Grants::new();
-    let ctx = Arc::new(Context::new(client.clone(), aws, metrics, grants));
+    let ctx = Arc::new(
+        Context::new(client.clone(), aws, metrics, grants)
+            .with_secret_scope(settings.secrets.clone()),
+    );
 
     if !wait_for_crds(&client, &settings.scope, &shutdown).await {
         return finish(listener, settings.listen).await;
@@ -104,7 +109,7 @@ pub async fn run(client: Client, settings: Settings) -> Result<(), RunError> {
     ));
     health.set_ready(true);
     leading.set(1);
-    tracing::info!(scope = ?settings.scope, "controllers running");
+    tracing::info!(scope = ?settings.scope, secrets = ?settings.secrets, "controllers running");
 
     let lost = match elector {
         Some(elector) => !elector.hold(shutdown.clone()).await,

@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 
 use securepipe_cloud::AwsSettings;
-use securepipe_operator::controllers::WatchScope;
+use securepipe_cloud::revocation;
+use securepipe_operator::controllers::{SecretScope, WatchScope};
 use securepipe_operator::leader::LeaseSettings;
 use securepipe_operator::runner::{self, RunError, Settings};
 
@@ -15,6 +16,17 @@ pub struct Args {
     /// Watch only this namespace instead of the whole cluster.
     #[arg(long, env = "SECUREPIPE_WATCH_NAMESPACE")]
     namespace: Option<String>,
+    /// The namespaces where the operator may write credentials Secrets (comma-separated;
+    /// its RBAC binds Secret access there only): TrainingPartitions elsewhere are refused
+    /// with `NamespaceNotServed`, and Secrets are watched namespace by namespace. Absent:
+    /// every namespace (Secret access bound cluster-wide).
+    #[arg(long, env = "SECUREPIPE_SECRET_NAMESPACES")]
+    secret_namespaces: Option<String>,
+    /// Roles to assume for revoking sessions on roles of other AWS accounts than the
+    /// operator's, at most one per account (comma-separated ARNs). Without one, such a
+    /// TrainingPartition with `revokeOnDelete` is refused (`RevokerMissing`).
+    #[arg(long, env = "SECUREPIPE_REVOKER_ROLE_ARNS", value_delimiter = ',', value_parser = revoker_role_arn)]
+    revoker_role_arn: Vec<String>,
     /// Address of the /healthz, /readyz and /metrics endpoints.
     #[arg(long, env = "SECUREPIPE_LISTEN", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
@@ -65,21 +77,34 @@ pub fn run(args: Args) -> Result<(), Error> {
             .await
             .map_err(Error::Kubernetes)?;
         let identity = args.identity.unwrap_or_else(default_identity);
+        let scope = args
+            .namespace
+            .map_or(WatchScope::AllNamespaces, WatchScope::Namespace);
         let settings = Settings {
-            scope: args
-                .namespace
-                .map_or(WatchScope::AllNamespaces, WatchScope::Namespace),
+            secrets: SecretScope::new(&scope, args.secret_namespaces.as_deref()),
+            scope,
             listen: args.listen,
             lease: args
                 .leader_elect
                 .then(|| LeaseSettings::new(args.lease_namespace, args.lease_name, identity)),
             aws: AwsSettings {
                 s3_force_path_style: args.s3_force_path_style,
+                revoker_role_arns: args.revoker_role_arn,
             },
         };
         runner::run(client, settings).await?;
         Ok(())
     })
+}
+
+fn revoker_role_arn(value: &str) -> Result<String, String> {
+    if revocation::is_role_arn(value) {
+        Ok(value.to_owned())
+    } else {
+        Err(format!(
+            "{value} is not an IAM role ARN with an account (arn:aws:iam::<account>:role/<name>)"
+        ))
+    }
 }
 
 fn default_identity() -> String {
@@ -124,5 +149,18 @@ mod tests {
         assert!(leader_elect(&["--leader-elect=true"]));
         assert!(!leader_elect(&["--leader-elect=false"]));
         assert!(leader_elect(&["--leader-elect", "--namespace", "ml"]));
+    }
+
+    #[test]
+    fn revoker_roles_must_be_role_arns() {
+        let parse = |argv: &[&str]| {
+            Command::try_parse_from(std::iter::once("operator").chain(argv.iter().copied()))
+                .map(|command| command.args.revoker_role_arn)
+        };
+        assert_eq!(
+            parse(&["--revoker-role-arn=arn:aws:iam::111122223333:role/r,arn:aws:iam::444455556666:role/r"]).unwrap().len(),
+            2
+        );
+        assert!(parse(&["--revoker-role-arn=securepipe-revoker"]).is_err());
     }
 }

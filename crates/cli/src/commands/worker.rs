@@ -28,6 +28,7 @@ pub fn run(args: Args) -> Result<(), WorkerError> {
     let settings = Settings::from_args(&args, completion_index.as_deref())?;
     let aws = AwsSettings {
         s3_force_path_style: args.s3_force_path_style,
+        ..AwsSettings::default()
     };
     let summary = super::runtime()
         .map_err(WorkerError::Runtime)?

@@ -11,6 +11,7 @@ pub mod training_partition;
 
 pub use error::{Error, ObjectKey};
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::hash::Hash;
 
@@ -39,6 +40,64 @@ impl WatchScope {
         match self {
             Self::AllNamespaces => Api::all(client),
             Self::Namespace(namespace) => Api::namespaced(client, namespace),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_access_is_everywhere_only_when_no_list_is_given() {
+        let all = WatchScope::AllNamespaces;
+        assert_eq!(SecretScope::new(&all, None), SecretScope::AllNamespaces);
+        let listed = SecretScope::new(&all, Some("team-a, team-b,"));
+        assert!(listed.allows("team-a") && listed.allows("team-b"));
+        assert!(!listed.allows("team-c"));
+        assert!(!SecretScope::new(&all, Some("")).allows("team-a"));
+        let one = WatchScope::Namespace("team-a".to_owned());
+        assert!(SecretScope::new(&one, None).allows("team-a"));
+        assert!(!SecretScope::new(&one, None).allows("team-b"));
+        assert!(!SecretScope::new(&one, Some("team-b")).allows("team-a"));
+    }
+}
+
+/// Where the operator may read and write Secrets, as its RBAC grants it: every namespace
+/// (a ClusterRoleBinding, the chart's `rbac.clusterWideSecrets`), or the tenant
+/// namespaces only (a RoleBinding in each, the chart's `rbac.tenantNamespaces`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretScope {
+    AllNamespaces,
+    Namespaces(BTreeSet<String>),
+}
+
+impl SecretScope {
+    /// The scope of `--secret-namespaces`: absent, every namespace; otherwise the listed
+    /// ones (comma-separated; empty: none). Watching one namespace narrows it to that one.
+    pub fn new(watch: &WatchScope, listed: Option<&str>) -> Self {
+        let listed = listed.map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|namespace| !namespace.is_empty())
+                .map(str::to_owned)
+                .collect::<BTreeSet<_>>()
+        });
+        match (watch, listed) {
+            (WatchScope::AllNamespaces, None) => Self::AllNamespaces,
+            (WatchScope::AllNamespaces, Some(listed)) => Self::Namespaces(listed),
+            (WatchScope::Namespace(namespace), listed) => Self::Namespaces(
+                std::iter::once(namespace.clone())
+                    .filter(|namespace| listed.as_ref().is_none_or(|l| l.contains(namespace)))
+                    .collect(),
+            ),
+        }
+    }
+
+    pub fn allows(&self, namespace: &str) -> bool {
+        match self {
+            Self::AllNamespaces => true,
+            Self::Namespaces(namespaces) => namespaces.contains(namespace),
         }
     }
 }

@@ -11,10 +11,11 @@ mod status;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
 use kube::runtime::controller::Config;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use securepipe_api::TrainingPartition;
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +24,7 @@ pub use secret::{
     ANNOTATION_EXPIRES_AT, ANNOTATION_SESSION_NAME, LABEL_MANAGED_BY, LABEL_PARTITION, MOUNT_PATH,
 };
 
-use super::WatchScope;
+use super::{SecretScope, WatchScope};
 use crate::Context;
 
 /// The controller label in metrics and logs.
@@ -34,9 +35,6 @@ const KIND: &str = "TrainingPartition";
 /// Runs the controller until `shutdown` is cancelled.
 pub async fn run(ctx: Arc<Context>, scope: WatchScope, shutdown: CancellationToken) {
     let partitions = scope.api::<TrainingPartition>(ctx.client.clone());
-    // Only Secrets securepipe wrote: the watch (and memory) stays small on busy clusters.
-    let secrets = scope.api::<Secret>(ctx.client.clone());
-    let owned = watcher::Config::default().labels(&secret::managed_selector());
     // Bounded concurrency keeps memory flat when a thousand partitions arrive at once;
     // the debounce folds the events of our own Secret and status writes into one
     // follow-up reconcile.
@@ -44,7 +42,7 @@ pub async fn run(ctx: Arc<Context>, scope: WatchScope, shutdown: CancellationTok
         .concurrency(64)
         .debounce(Duration::from_millis(250));
     let controller = Controller::new(partitions, watcher::Config::default().any_semantic())
-        .owns(secrets, owned)
+        .owns_stream(owned_secrets(&ctx, &scope))
         // A grant added, changed or removed may change any verdict.
         .reconcile_all_on(ctx.grants.changes())
         .with_config(config)
@@ -58,4 +56,33 @@ pub async fn run(ctx: Arc<Context>, scope: WatchScope, shutdown: CancellationTok
             }
         });
     super::drive(running, store, &shutdown).await;
+}
+
+/// Changes to the Secrets securepipe wrote (only those: the watch, and memory, stay small
+/// on busy clusters), watched where the operator may read Secrets. With Secret access in
+/// the tenant namespaces only, a cluster-wide watch would be forbidden, so each tenant
+/// namespace gets its own watch.
+fn owned_secrets(
+    ctx: &Context,
+    scope: &WatchScope,
+) -> impl Stream<Item = Result<Secret, watcher::Error>> + Send + 'static {
+    let owned = watcher::Config::default().labels(&secret::managed_selector());
+    let apis: Vec<Api<Secret>> = match (scope, &ctx.secrets) {
+        (WatchScope::AllNamespaces, SecretScope::AllNamespaces) => {
+            vec![Api::all(ctx.client.clone())]
+        }
+        (WatchScope::Namespace(_), SecretScope::AllNamespaces) => {
+            vec![scope.api(ctx.client.clone())]
+        }
+        (_, SecretScope::Namespaces(namespaces)) => namespaces
+            .iter()
+            .map(|namespace| Api::namespaced(ctx.client.clone(), namespace))
+            .collect(),
+    };
+    futures::stream::select_all(apis.into_iter().map(move |api| {
+        watcher(api, owned.clone())
+            .default_backoff()
+            .touched_objects()
+            .boxed()
+    }))
 }

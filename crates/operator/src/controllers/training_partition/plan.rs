@@ -54,6 +54,8 @@ pub enum PlanError {
         "spec.credentials.sessionTags key {0} uses a reserved prefix (securepipe: or aws:, in any letter case)"
     )]
     ReservedTagKey(String),
+    #[error("metadata.uid is missing: sessions must carry it, revocation denies by it")]
+    MissingUid,
 }
 
 impl PlanError {
@@ -110,8 +112,14 @@ pub fn plan(namespace: &str, name: &str, tp: &TrainingPartition) -> Result<Plan,
     {
         return Err(PlanError::ReservedTagKey(key.clone()));
     }
+    let uid = tp
+        .metadata
+        .uid
+        .as_deref()
+        .filter(|uid| !uid.is_empty())
+        .ok_or(PlanError::MissingUid)?;
     let mut tags = spec.credentials.session_tags.clone();
-    tags.extend(session_tags::identifying(namespace, name, &partition));
+    tags.extend(session_tags::identifying(namespace, name, uid, &partition));
     let mut plan = Plan {
         secret_name: tp.secret_name().unwrap_or_default(),
         partition,
@@ -165,7 +173,7 @@ mod tests {
     const BASE: &str = r#"
 apiVersion: securepipe.io/v1alpha1
 kind: TrainingPartition
-metadata: {name: speech, namespace: ml}
+metadata: {name: speech, namespace: ml, uid: 0f9e-uid}
 spec:
   bucket: biometrics
   region: eu-west-1
@@ -190,6 +198,14 @@ spec:
         assert_eq!(plan.tags["securepipe:partition"], "speech");
         assert_eq!(plan.tags["securepipe:namespace"], "ml");
         assert_eq!(plan.tags["securepipe:name"], "speech");
+        assert_eq!(plan.tags["securepipe:uid"], "0f9e-uid");
+    }
+
+    #[test]
+    fn every_session_carries_the_uid_or_none_is_minted() {
+        let mut tp = partition(BASE);
+        tp.metadata.uid = None;
+        assert_eq!(plan("ml", "speech", &tp), Err(PlanError::MissingUid));
     }
 
     #[test]

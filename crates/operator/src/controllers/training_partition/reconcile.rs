@@ -15,6 +15,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer;
 use securepipe_api::TrainingPartition;
 use securepipe_api::condition::{self, reasons, types};
+use securepipe_cloud::revocation::{self, Cutoff, RevocationError};
 use securepipe_cloud::sts::{self, SessionRequest, StsError};
 
 use super::super::error::{self, is_not_found};
@@ -47,14 +48,9 @@ pub async fn reconcile(tp: Arc<TrainingPartition>, ctx: Arc<Context>) -> Result<
                 run.conclude(outcome).await
             }
             finalizer::Event::Cleanup(tp) => {
-                // Revocation writes a deny into the role: only for what a grant covers, or
-                // any namespace could deny another team's sessions by naming its role and
-                // partition. (A grant removed earlier already revoked, in `withdraw`.)
-                let verdict = ctx.grants.partition(&object.namespace, &tp);
-                if let Verdict::NotGranted { message } = verdict {
-                    tracing::info!(%object, %message, "not granted: released without revoking");
-                    return Ok(Action::await_change());
-                }
+                // Only the roles recorded before each mint (each was granted then), and the
+                // deny matches this object's UID only: whatever the grants say now, no
+                // other team's session can be touched.
                 revoke::cleanup(&tp, &ctx, &object).await
             }
         }
@@ -78,6 +74,11 @@ enum Outcome {
     /// `secretName` names a Secret securepipe did not create for this TrainingPartition:
     /// nothing is minted and the Secret is not touched.
     SecretConflict { plan: Plan },
+    /// The operator may not write Secrets in this namespace: nothing is minted.
+    NotServed { plan: Plan },
+    /// `revokeOnDelete` on a role whose sessions securepipe could not revoke (or cannot
+    /// tell yet): nothing is minted, since the promise could not be kept.
+    Unrevocable { plan: Plan, error: RevocationError },
     /// The session in the Secret matches the spec and is not due: nothing to do.
     Kept {
         plan: Plan,
@@ -106,6 +107,8 @@ impl Outcome {
             Self::Refused(_) => "Refused",
             Self::NotGranted { .. } => "NotGranted",
             Self::SecretConflict { .. } => "SecretConflict",
+            Self::NotServed { .. } => "NotServed",
+            Self::Unrevocable { .. } => "Unrevocable",
             Self::Kept { .. } => "Kept",
             Self::Minted { .. } => "Minted",
             Self::MintFailed { .. } => "MintFailed",
@@ -144,6 +147,7 @@ struct Run<'a> {
 enum MintError {
     Sts(StsError),
     Kube(kube::Error),
+    Record(Error),
 }
 
 impl<'a> Run<'a> {
@@ -171,6 +175,14 @@ impl<'a> Run<'a> {
         let verdict = self.ctx.grants.partition(&self.object.namespace, self.tp);
         if let Verdict::NotGranted { message } = verdict {
             return Ok(Outcome::NotGranted { plan, message });
+        }
+        if !self.ctx.secrets.allows(&self.object.namespace) {
+            return Ok(Outcome::NotServed { plan });
+        }
+        if self.tp.spec.credentials.revoke_on_delete
+            && let Err(error) = revocation::can_revoke(&self.ctx.aws, &plan.role_arn).await
+        {
+            return Ok(Outcome::Unrevocable { plan, error });
         }
         let existing = self
             .secrets
@@ -223,11 +235,15 @@ impl<'a> Run<'a> {
             Err(MintError::Kube(source)) => {
                 Err(self.object.kube("write the credentials Secret")(source))
             }
+            Err(MintError::Record(err)) => Err(err),
         }
     }
 
     /// AssumeRole, then server-side apply the Secret. Returns the session now held.
     async fn mint(&self, plan: &Plan, now: Timestamp) -> Result<Held, MintError> {
+        revoke::record_role(self.api, self.tp, self.object, &plan.role_arn)
+            .await
+            .map_err(MintError::Record)?;
         let request = SessionRequest {
             role_arn: &plan.role_arn,
             session_name: &plan.session_name,
@@ -352,6 +368,41 @@ impl<'a> Run<'a> {
                 .await?;
                 Ok(Action::requeue(RETRY_PERMANENT))
             }
+            Outcome::NotServed { plan } => {
+                let message = format!(
+                    "the operator may not write Secrets in namespace {}: add it to the chart's rbac.tenantNamespaces (the operator's --secret-namespaces)",
+                    self.object.namespace
+                );
+                self.failed(
+                    Failure::stalled(reasons::NAMESPACE_NOT_SERVED, message),
+                    &plan.secret_name,
+                    None,
+                )
+                .await?;
+                Ok(Action::requeue(RETRY_PERMANENT))
+            }
+            Outcome::Unrevocable { plan, error } => {
+                let transient = error.reason().is_transient();
+                let reason = match &error {
+                    RevocationError::NoRevoker { .. } => reasons::REVOKER_MISSING,
+                    other => other.label(),
+                };
+                let message = format!(
+                    "{KIND} {}: spec.credentials.revokeOnDelete cannot be honoured, nothing is issued: {error}",
+                    self.object.path()
+                );
+                let failure = Failure {
+                    reason,
+                    message,
+                    stalled: !transient,
+                };
+                self.failed(failure, &plan.secret_name, None).await?;
+                Ok(Action::requeue(if transient {
+                    RETRY_TRANSIENT
+                } else {
+                    RETRY_PERMANENT
+                }))
+            }
             Outcome::Refused(err) => {
                 let secret_name = self
                     .tp
@@ -408,6 +459,10 @@ impl<'a> Run<'a> {
     /// renewed), and with `revokeOnDelete` the sessions it held are revoked. A Secret
     /// that is not ours is left alone; without one there is nothing to do (no AWS call).
     async fn withdraw(&self, plan: &Plan) -> Result<(), Error> {
+        // Where the operator may not read Secrets it cannot have written one either.
+        if !self.ctx.secrets.allows(&self.object.namespace) {
+            return Ok(());
+        }
         let existing = self
             .secrets
             .get_opt(&plan.secret_name)
@@ -418,7 +473,10 @@ impl<'a> Run<'a> {
         };
         let held = secret::held(&existing, self.tp).is_some();
         if held && self.tp.spec.credentials.revoke_on_delete {
-            revoke::cleanup(self.tp, self.ctx, self.object).await?;
+            // The object lives on: exactly the sessions issued so far, so a session minted
+            // after a new grant stays valid.
+            let cutoff = Cutoff::IssuedUpTo(Timestamp::now());
+            revoke::revoke_all(self.tp, self.ctx, self.object, cutoff, ACTION_RECONCILE).await?;
         }
         match self
             .secrets
@@ -760,7 +818,8 @@ maxDuration: 12h
         server.expect_no_more();
     }
 
-    fn deleted(role_arn: &str) -> TrainingPartition {
+    /// Deleted with `revokeOnDelete`, after sessions were minted on `roles`.
+    fn deleted(role_arn: &str, roles: &[&str]) -> TrainingPartition {
         let mut tp = partition("  credentials: {revokeOnDelete: true}\n");
         tp.spec.role_arn = role_arn.into();
         tp.metadata.finalizers = Some(vec![revoke::FINALIZER.to_owned()]);
@@ -768,16 +827,19 @@ maxDuration: 12h
             Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
                 "2026-11-30T05:00:00Z".parse().unwrap(),
             ));
+        tp.status = Some(securepipe_api::TrainingPartitionStatus {
+            used_role_arns: roles.iter().map(|r| (*r).to_owned()).collect(),
+            ..Default::default()
+        });
         tp
     }
 
     #[tokio::test]
     async fn a_failed_revocation_keeps_the_finalizer() {
-        // Not a role ARN (granted, so the revocation is attempted): refused before any AWS
-        // call.
-        let tp = deleted("arn:aws:iam::123456789012:user/alice");
-        let alice = GRANT.replace("role/trainer", "user/alice");
-        let (ctx, mut server) = context_granted("http://127.0.0.1:9", &[&alice]);
+        // Not a role ARN: refused before any AWS call.
+        let alice = "arn:aws:iam::123456789012:user/alice";
+        let tp = deleted(alice, &[alice]);
+        let (ctx, mut server) = context("http://127.0.0.1:9");
         let reconciling = tokio::spawn(reconcile(Arc::new(tp), ctx));
         let event = server.expect("POST", EVENTS).await;
         assert_eq!(event.body["type"], "Warning");
@@ -789,14 +851,46 @@ maxDuration: 12h
         server.expect_no_more();
     }
 
-    /// Answers one IAM request with success and returns its form body.
-    async fn iam_once(listener: tokio::net::TcpListener) -> String {
-        let (mut stream, _) = listener.accept().await.unwrap();
+    /// A loopback AWS (STS and IAM, form-encoded queries): answers `requests` requests,
+    /// each by its Action, and returns their form bodies in order. The operator's account
+    /// is 123456789012; the role has no revocation policy yet.
+    async fn aws_server(listener: tokio::net::TcpListener, requests: usize) -> Vec<String> {
+        let mut forms = Vec::new();
+        for _ in 0..requests {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let form = read_request(&mut stream).await;
+            let (status, answer) = if form.contains("Action=GetCallerIdentity") {
+                (
+                    "200 OK",
+                    r#"<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:role/securepipe-operator</Arn><UserId>AROA</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></GetCallerIdentityResponse>"#,
+                )
+            } else if form.contains("Action=GetRolePolicy") {
+                (
+                    "404 Not Found",
+                    r#"<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>NoSuchEntity</Code><Message>The role policy with name securepipe-revocations cannot be found.</Message></Error><RequestId>2</RequestId></ErrorResponse>"#,
+                )
+            } else {
+                (
+                    "200 OK",
+                    r#"<PutRolePolicyResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><ResponseMetadata><RequestId>3</RequestId></ResponseMetadata></PutRolePolicyResponse>"#,
+                )
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+            stream.write_all(response.as_bytes()).await.unwrap();
+            forms.push(form);
+        }
+        forms
+    }
+
+    async fn read_request(stream: &mut tokio::net::TcpStream) -> String {
         let mut request = Vec::new();
         let mut chunk = [0_u8; 8192];
         let body_start = loop {
             let read = stream.read(&mut chunk).await.unwrap();
-            assert!(read > 0, "IAM request ended early");
+            assert!(read > 0, "AWS request ended early");
             request.extend_from_slice(&chunk[..read]);
             if let Some(at) = request.windows(4).position(|w| w == b"\r\n\r\n") {
                 break at + 4;
@@ -810,34 +904,30 @@ maxDuration: 12h
             .unwrap_or(0);
         while request.len() < body_start + length {
             let read = stream.read(&mut chunk).await.unwrap();
-            assert!(read > 0, "IAM request body ended early");
+            assert!(read > 0, "AWS request body ended early");
             request.extend_from_slice(&chunk[..read]);
         }
-        let answer = r#"<PutRolePolicyResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><ResponseMetadata><RequestId>7a62c49f</RequestId></ResponseMetadata></PutRolePolicyResponse>"#;
-        let response = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-            answer.len()
-        );
-        stream.write_all(response.as_bytes()).await.unwrap();
-        String::from_utf8_lossy(&request[body_start..]).into_owned()
+        let form = String::from_utf8_lossy(&request[body_start..]).into_owned();
+        percent_encoding::percent_decode_str(&form.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    }
+
+    async fn loopback_aws(requests: usize) -> (String, tokio::task::JoinHandle<Vec<String>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        (endpoint, tokio::spawn(aws_server(listener, requests)))
     }
 
     #[tokio::test]
-    async fn a_revocation_writes_the_deny_policy_then_releases_the_object() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let iam = tokio::spawn(iam_once(listener));
-        let tp = deleted("arn:aws:iam::123456789012:role/trainer");
+    async fn deletion_denies_the_uid_on_every_role_ever_used_then_releases_the_object() {
+        let (endpoint, aws) = loopback_aws(5).await;
+        let old_role = "arn:aws:iam::123456789012:role/old-trainer";
+        let role = "arn:aws:iam::123456789012:role/trainer";
+        let tp = deleted(role, &[old_role, role]);
         let (ctx, mut server) = context(&endpoint);
         let reconciling = tokio::spawn(reconcile(Arc::new(tp.clone()), ctx));
 
-        let form = iam.await.unwrap();
-        assert!(form.contains("Action=PutRolePolicy"), "{form}");
-        assert!(form.contains("RoleName=trainer"), "{form}");
-        assert!(
-            form.contains("PolicyName=securepipe-revoke.ml.speech"),
-            "{form}"
-        );
         let event = server.expect("POST", EVENTS).await;
         assert_eq!(event.body["reason"], "SessionsRevoked");
         let body = event.body.clone();
@@ -853,6 +943,112 @@ maxDuration: 12h
         release.ok(&serde_json::to_value(&released).unwrap());
         assert_eq!(reconciling.await.unwrap().unwrap(), Action::await_change());
         server.expect_no_more();
+
+        let forms = aws.await.unwrap();
+        assert!(
+            forms[0].contains("Action=GetCallerIdentity"),
+            "{}",
+            forms[0]
+        );
+        for (form, role_name) in [(&forms[1], "old-trainer"), (&forms[3], "trainer")] {
+            assert!(form.contains("Action=GetRolePolicy"), "{form}");
+            assert!(form.contains(&format!("RoleName={role_name}&")), "{form}");
+        }
+        for (form, role_name) in [(&forms[2], "old-trainer"), (&forms[4], "trainer")] {
+            assert!(form.contains("Action=PutRolePolicy"), "{form}");
+            assert!(form.contains(&format!("RoleName={role_name}&")), "{form}");
+            assert!(form.contains("PolicyName=securepipe-revocations"), "{form}");
+            assert!(
+                form.contains(r#"{"aws:PrincipalTag/securepipe:uid":["0f9e-uid"]}"#),
+                "{form}"
+            );
+            assert!(!form.contains("securepipe:partition"), "{form}");
+        }
+    }
+
+    #[tokio::test]
+    async fn revoke_on_delete_in_another_account_without_a_revoker_issues_nothing() {
+        let (endpoint, aws) = loopback_aws(1).await;
+        let foreign = GRANT.replace("123456789012", "111122223333");
+        let mut tp = partition("  credentials: {revokeOnDelete: true}\n");
+        tp.spec.role_arn = "arn:aws:iam::111122223333:role/trainer".into();
+        tp.metadata.finalizers = Some(vec![revoke::FINALIZER.to_owned()]);
+        let (ctx, mut server) = context_granted(&endpoint, &[&foreign]);
+        let reconciling = tokio::spawn(reconcile(Arc::new(tp.clone()), ctx.clone()));
+        let event = server.expect("POST", EVENTS).await;
+        assert_eq!(event.body["reason"], "RevokerMissing");
+        let body = event.body.clone();
+        event.ok(&body);
+        let apply = server
+            .expect("PATCH", &format!("{PARTITION}/status?"))
+            .await;
+        let ready = condition(&apply.body["status"], "Ready").clone();
+        assert_eq!(ready["status"], "False");
+        assert_eq!(ready["reason"], "RevokerMissing");
+        let message = ready["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("TrainingPartition ml/speech")
+                && message.contains("111122223333")
+                && message.contains("123456789012"),
+            "{message}"
+        );
+        apply.ok(&serde_json::to_value(&tp).unwrap());
+        reconciling.await.unwrap().unwrap();
+        // No Secret read or write, no AssumeRole: only GetCallerIdentity reached AWS.
+        server.expect_no_more();
+        let forms = aws.await.unwrap();
+        assert!(forms[0].contains("Action=GetCallerIdentity"), "{forms:?}");
+        assert_eq!(ctx.metrics.credentials_minted.get(), 0);
+    }
+
+    /// A context whose operator may write Secrets in `team-b` only.
+    fn context_serving_team_b(grant: &str) -> (Arc<Context>, ApiServer) {
+        let (client, server) = mock_client();
+        let aws = Aws::with_endpoint("http://127.0.0.1:9", "eu-west-1", AwsSettings::default());
+        let grants = crate::controllers::grants::holding(&[grant]);
+        let scope = crate::controllers::SecretScope::Namespaces(["team-b".to_owned()].into());
+        let ctx = Context::new(client, aws, Arc::new(Metrics::new()), grants);
+        (Arc::new(ctx.with_secret_scope(scope)), server)
+    }
+
+    #[tokio::test]
+    async fn not_granted_in_a_namespace_without_secret_access_reads_no_secret() {
+        let tp = partition("");
+        let other_role = GRANT.replace("role/trainer", "role/other-team");
+        let (ctx, mut server) = context_serving_team_b(&other_role);
+        let reconciling = tokio::spawn(reconcile(Arc::new(tp.clone()), ctx));
+        let event = server.expect("POST", EVENTS).await;
+        assert_eq!(event.body["reason"], "NotGranted");
+        let body = event.body.clone();
+        event.ok(&body);
+        let apply = server
+            .expect("PATCH", &format!("{PARTITION}/status?"))
+            .await;
+        apply.ok(&serde_json::to_value(&tp).unwrap());
+        reconciling.await.unwrap().unwrap();
+        server.expect_no_more();
+    }
+
+    #[tokio::test]
+    async fn a_namespace_without_secret_access_is_refused_before_the_secret_is_read() {
+        let tp = partition("");
+        let (ctx, mut server) = context_serving_team_b(GRANT);
+        let reconciling = tokio::spawn(reconcile(Arc::new(tp.clone()), ctx.clone()));
+        let event = server.expect("POST", EVENTS).await;
+        assert_eq!(event.body["reason"], "NamespaceNotServed");
+        let body = event.body.clone();
+        event.ok(&body);
+        let apply = server
+            .expect("PATCH", &format!("{PARTITION}/status?"))
+            .await;
+        assert_eq!(
+            condition(&apply.body["status"], "Ready")["reason"],
+            "NamespaceNotServed"
+        );
+        apply.ok(&serde_json::to_value(&tp).unwrap());
+        reconciling.await.unwrap().unwrap();
+        server.expect_no_more();
+        assert_eq!(outcomes(&ctx, "NotServed"), 1);
     }
 
     #[tokio::test]
@@ -897,7 +1093,7 @@ maxDuration: 12h
     #[tokio::test]
     async fn deleting_an_ungranted_partition_writes_no_deny() {
         // Another team's role: deleting must not let this namespace deny their sessions.
-        let tp = deleted("arn:aws:iam::123456789012:role/other-team");
+        let tp = deleted("arn:aws:iam::123456789012:role/other-team", &[]);
         let (ctx, mut server) = context("http://127.0.0.1:9");
         let reconciling = tokio::spawn(reconcile(Arc::new(tp.clone()), ctx));
         let release = server.expect("PATCH", &format!("{PARTITION}?")).await;

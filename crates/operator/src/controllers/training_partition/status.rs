@@ -56,6 +56,7 @@ pub fn owned(current: Option<&TrainingPartitionStatus>) -> TrainingPartitionStat
             .collect(),
         credentials: current.credentials.clone(),
         extraction: None,
+        used_role_arns: Vec::new(),
     }
 }
 
