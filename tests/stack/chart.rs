@@ -51,6 +51,8 @@ const VARIANTS: &[(&str, &[&str])] = &[
             "aws.endpointUrl=http://localstack.localstack.svc:4566",
             "aws.s3ForcePathStyle=true",
             "image.digest=sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            "worker.networkPolicy.namespaces[0]={ns}",
+            "worker.image=registry.example/securepipe-worker:1",
         ],
     ),
     (

@@ -11,6 +11,8 @@ pub mod types {
     pub const SYNCED: &str = "Synced";
     pub const DRIFTED: &str = "Drifted";
     pub const CONFLICT: &str = "Conflict";
+    /// TrainingPartition: whether a worker Job is extracting and shredding raw samples now.
+    pub const EXTRACTING: &str = "Extracting";
 }
 
 /// Condition reasons (CamelCase, machine-readable) that the controllers set. Failures of
@@ -27,6 +29,19 @@ pub mod reasons {
     pub const POLICY_TOO_LARGE: &str = "PolicyTooLarge";
     /// `secretName` names a Secret securepipe did not create for this TrainingPartition.
     pub const SECRET_CONFLICT: &str = "SecretConflict";
+
+    // TrainingPartition extraction (`Extracting`, and `Degraded` when a Job fails)
+    /// `Extracting` true: a worker Job is running.
+    pub const JOB_RUNNING: &str = "JobRunning";
+    /// `Extracting` false: the last worker Job finished every sample it found.
+    pub const JOB_SUCCEEDED: &str = "JobSucceeded";
+    /// `Extracting` false and `Degraded` true: the last worker Job failed; the next
+    /// interval starts another.
+    pub const JOB_FAILED: &str = "JobFailed";
+    /// `Extracting` false: the last scan found no raw sample waiting.
+    pub const NOTHING_PENDING: &str = "NothingPending";
+    /// `Extracting` false: `spec.extraction.enabled` is off; no new Job starts.
+    pub const EXTRACTION_DISABLED: &str = "ExtractionDisabled";
 
     // Both kinds
     /// No TenantGrant covers what the object asks for (default deny): no AWS call made.

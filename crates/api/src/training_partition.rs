@@ -29,6 +29,7 @@ use crate::types::{
     printcolumn = r#"{"name":"Access","type":"string","jsonPath":".spec.access"}"#,
     printcolumn = r#"{"name":"Secret","type":"string","jsonPath":".status.credentials.secretName"}"#,
     printcolumn = r#"{"name":"Expires","type":"string","description":"When the current session expires (UTC)","jsonPath":".status.credentials.expiresAt"}"#,
+    printcolumn = r#"{"name":"Pending","type":"integer","priority":1,"jsonPath":".status.extraction.pending"}"#,
     printcolumn = r#"{"name":"Shredded","type":"integer","priority":1,"jsonPath":".status.extraction.shredded"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -289,9 +290,13 @@ pub struct CredentialsStatus {
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExtractionStatus {
-    /// Raw samples waiting under the raw prefix at the last scan.
+    /// Raw samples waiting under the raw prefix at the last scan (quarantined ones not
+    /// counted). The scan lists at most 1000 keys: with `pendingCapped`, at least this many.
     #[serde(default)]
     pub pending: i64,
+    /// The last scan stopped at its limit: `pending` is a lower bound ("1000+").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending_capped: bool,
     /// Samples whose features were written and verified and whose raw versions were deleted.
     #[serde(default)]
     pub shredded: i64,
@@ -307,6 +312,9 @@ pub struct ExtractionStatus {
     /// When the raw prefix was last scanned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scan_time: Option<Time>,
+    /// The last worker Job whose results are counted above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_job: Option<String>,
 }
 
 impl TrainingPartition {
@@ -316,6 +324,14 @@ impl TrainingPartition {
             Some(partition) => Some(partition.as_str()),
             None => self.metadata.name.as_deref(),
         }
+    }
+
+    /// The extraction worker's credentials Secret: `<name>-worker-aws` (never the ML team's).
+    pub fn worker_secret_name(&self) -> Option<String> {
+        self.metadata
+            .name
+            .as_ref()
+            .map(|name| format!("{name}-worker-aws"))
     }
 
     /// The credentials Secret's name: `spec.credentials.secretName`, or `<name>-aws`.

@@ -8,6 +8,7 @@ use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use securepipe_cloud::Aws;
 
+use crate::controllers::extraction::WorkerSettings;
 use crate::controllers::grants::Grants;
 use crate::metrics::Metrics;
 
@@ -28,6 +29,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// The TenantGrants every reconcile checks before any AWS call.
     pub grants: Grants,
+    /// How worker Jobs run (image, resources, limits).
+    pub worker: WorkerSettings,
 }
 
 impl Context {
@@ -43,7 +46,14 @@ impl Context {
             metrics,
             recorder,
             grants,
+            worker: WorkerSettings::default(),
         }
+    }
+
+    /// The same context running worker Jobs with `worker`.
+    pub fn with_worker(mut self, worker: WorkerSettings) -> Self {
+        self.worker = worker;
+        self
     }
 
     /// Records a Kubernetes Event on `reference` (the one place events are published).

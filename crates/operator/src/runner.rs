@@ -14,8 +14,9 @@ use securepipe_cloud::{Aws, AwsSettings};
 use tokio_util::sync::CancellationToken;
 
 use crate::Context;
+use crate::controllers::extraction::WorkerSettings;
 use crate::controllers::grants::{GrantFeed, Grants};
-use crate::controllers::{WatchScope, retention_policy, training_partition};
+use crate::controllers::{WatchScope, extraction, retention_policy, training_partition};
 use crate::health::{self, Health};
 use crate::leader::{ElectionError, Elector, LeaseSettings};
 use crate::metrics::Metrics;
@@ -31,6 +32,8 @@ pub struct Settings {
     /// `None` runs without leader election (the default: one replica only).
     pub lease: Option<LeaseSettings>,
     pub aws: AwsSettings,
+    /// How worker Jobs run.
+    pub worker: WorkerSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +74,9 @@ pub async fn run(client: Client, settings: Settings) -> Result<(), RunError> {
     let aws = Aws::from_env(settings.aws.clone()).await;
     let leading = metrics.leading.clone();
     let (grants, grant_feed) = Grants::new();
-    let ctx = Arc::new(Context::new(client.clone(), aws, metrics, grants));
+    let ctx = Arc::new(
+        Context::new(client.clone(), aws, metrics, grants).with_worker(settings.worker.clone()),
+    );
 
     if !wait_for_crds(&client, &settings.scope, &shutdown).await {
         return finish(listener, settings.listen).await;
@@ -140,6 +145,7 @@ async fn run_controllers(
     tokio::join!(
         grant_feed.run(ctx.client.clone(), scope.clone(), shutdown.clone()),
         training_partition::run(ctx.clone(), scope.clone(), shutdown.clone()),
+        extraction::run(ctx.clone(), scope.clone(), shutdown.clone()),
         retention_policy::run(ctx, scope, shutdown),
     );
 }

@@ -4,6 +4,7 @@
 
 mod error;
 pub mod events;
+pub mod extraction;
 pub mod grants;
 pub mod retention_policy;
 mod status_patch;

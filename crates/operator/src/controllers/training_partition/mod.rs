@@ -1,11 +1,11 @@
 //! The TrainingPartition controller: prefix-scoped STS credentials in an owned Secret,
 //! renewed before they expire, revocable on delete.
 
-mod plan;
+pub(crate) mod plan;
 mod reconcile;
-mod renewal;
+pub(crate) mod renewal;
 mod revoke;
-mod secret;
+pub(crate) mod secret;
 mod status;
 
 use std::sync::Arc;

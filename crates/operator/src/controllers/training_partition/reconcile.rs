@@ -412,8 +412,9 @@ impl<'a> Run<'a> {
     /// Applies the credentials part of the status when it differs from the current one.
     async fn write_status(&self, outcome: &status::Outcome<'_>) -> Result<(), Error> {
         let current = status::owned(self.tp.status.as_ref());
+        // The whole status: `Degraded` also follows the extraction concern's condition.
         let next = status::next(
-            Some(&current),
+            self.tp.status.as_ref(),
             self.tp.meta().generation,
             outcome,
             Timestamp::now(),

@@ -58,6 +58,12 @@ pub fn next(
     outcome: &Outcome<'_>,
     now: jiff::Timestamp,
 ) -> TrainingPartitionStatus {
+    let extraction_failure = current
+        .and_then(|c| crate::controllers::extraction::failure(&c.conditions))
+        .map(|c| (c.reason.clone(), c.message.clone()));
+    let extraction_failure = extraction_failure
+        .as_ref()
+        .map(|(reason, message)| (reason.as_str(), message.clone()));
     let mut status = owned(current);
     status.observed_generation = generation;
     let now_time = Time(now);
@@ -91,12 +97,16 @@ pub fn next(
                 reasons::ISSUED,
                 format!("session {} valid until {expires}", held.session_name),
             );
-            set(
-                types::DEGRADED,
-                Status::False,
-                reasons::AS_EXPECTED,
-                String::new(),
-            );
+            // Extraction reports its failures in `Extracting`; Degraded follows them.
+            match extraction_failure {
+                Some((reason, message)) => set(types::DEGRADED, Status::True, reason, message),
+                None => set(
+                    types::DEGRADED,
+                    Status::False,
+                    reasons::AS_EXPECTED,
+                    String::new(),
+                ),
+            }
         }
         Outcome::Failed {
             reason,
