@@ -29,12 +29,19 @@ pub struct OperatorProcess {
     listen: String,
     link: AwsLink,
     restarts: u32,
+    /// Arguments after the suite's own (`--worker-*` settings, say).
+    extra_args: Vec<String>,
 }
 
 impl OperatorProcess {
     /// Applies the RBAC, then starts the operator watching only `namespace` (its lease
     /// lives there too) and waits until `/readyz` answers 200.
     pub async fn start(client: &Client, namespace: &str) -> Self {
+        Self::start_with(client, namespace, &[]).await
+    }
+
+    /// [`start`](Self::start) with more `securepipe operator` arguments.
+    pub async fn start_with(client: &Client, namespace: &str, extra_args: &[String]) -> Self {
         install_rbac(client, namespace).await;
         let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
             panic!("AWS_ENDPOINT_URL is not set: source target/env/env.sh (make test does)")
@@ -56,7 +63,14 @@ impl OperatorProcess {
         impersonating_kubeconfig(&kubeconfig, OPERATOR_NAMESPACE, SERVICE_ACCOUNT);
         let log_path = dir.join("operator-0.log");
         let listen = free_loopback_address();
-        let child = spawn(&kubeconfig, namespace, &link, &listen, &log_path);
+        let child = spawn(
+            &kubeconfig,
+            namespace,
+            &link,
+            &listen,
+            &log_path,
+            extra_args,
+        );
         let mut operator = Self {
             child,
             namespace: namespace.to_owned(),
@@ -65,6 +79,7 @@ impl OperatorProcess {
             listen,
             link,
             restarts: 0,
+            extra_args: extra_args.to_vec(),
         };
         operator.wait_ready().await;
         operator
@@ -146,6 +161,7 @@ impl OperatorProcess {
             &self.link,
             &self.listen,
             &self.log_path,
+            &self.extra_args,
         );
         self.wait_ready().await;
     }
@@ -223,6 +239,7 @@ fn spawn(
     link: &AwsLink,
     listen: &str,
     log_path: &PathBuf,
+    extra_args: &[String],
 ) -> Child {
     let log = std::fs::File::create(log_path).expect("create the operator log");
     let log_err = log.try_clone().expect("clone the log handle");
@@ -239,6 +256,7 @@ fn spawn(
             listen,
             "--s3-force-path-style",
         ])
+        .args(extra_args)
         .env("KUBECONFIG", kubeconfig)
         .env("AWS_ENDPOINT_URL", link.endpoint_url())
         .env("RUST_LOG", "info,securepipe_operator=debug,kube=warn")

@@ -212,10 +212,25 @@ impl Run<'_> {
         };
         let until_renewal = until(renew_at, now);
 
-        // 4. Scan when the interval is up (or never scanned); a running Job waits.
-        let scan_due = state.last_scan_time.as_ref().map_or(now, |t| {
-            t.0 + jiff::SignedDuration::try_from(interval).unwrap_or(jiff::SignedDuration::ZERO)
-        });
+        // 4. Scan when the interval is up (or never scanned); a running Job waits, and
+        // after a failed Job the next one waits a whole interval.
+        let after = |at: Timestamp| {
+            at.checked_add(jiff::SignedDuration::try_from(interval).unwrap_or_default())
+                .unwrap_or(at)
+        };
+        let last_failure = state
+            .last_job
+            .as_ref()
+            .and_then(|name| jobs.iter().find(|j| &j.name_any() == name))
+            .and_then(results::failed_at);
+        let scan_due = [
+            state.last_scan_time.as_ref().map(|t| after(t.0)),
+            last_failure.map(after),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(now);
         if let Some(job) = active {
             return Ok(Outcome {
                 label: "Running",

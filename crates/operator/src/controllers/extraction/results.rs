@@ -48,6 +48,19 @@ pub fn state(job: &Job) -> JobState {
     }
 }
 
+/// When `job` failed, if it did.
+pub fn failed_at(job: &Job) -> Option<jiff::Timestamp> {
+    job.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Failed" && c.status == "True")?
+        .last_transition_time
+        .as_ref()
+        .map(|t| t.0)
+}
+
 /// How long a finished Job ran, in seconds (start to completion or last transition).
 pub fn duration_seconds(job: &Job) -> Option<f64> {
     let status = job.status.as_ref()?;
