@@ -425,6 +425,9 @@ fn wav(rate: u32, seconds: f32, seed: u32) -> Vec<u8> {
     cursor.into_inner()
 }
 
+/// An environment variable: its literal value, or the Secret name and key it comes from.
+type EnvValue = (Option<String>, Option<(String, String)>);
+
 async fn the_one_job(world: &World) -> Job {
     eventually(
         Duration::from_secs(30),
@@ -501,7 +504,7 @@ async fn pending_samples_are_shredded_by_one_restricted_job_on_the_node() {
     let resources = container.resources.clone().expect("resources");
     assert_eq!(resources.requests.expect("requests")["cpu"].0, "50m");
     assert_eq!(resources.limits.expect("limits")["memory"].0, "512Mi");
-    let vars: BTreeMap<String, (Option<String>, Option<(String, String)>)> = container
+    let vars: BTreeMap<String, EnvValue> = container
         .env
         .iter()
         .flatten()

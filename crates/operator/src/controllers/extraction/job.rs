@@ -379,9 +379,11 @@ spec:
     #[test]
     fn parallelism_makes_an_indexed_job_of_that_many_shards() {
         let tp = partition("    parallelism: 3\n    image: registry.example/worker:2\n");
-        let mut settings = WorkerSettings::default();
-        settings.aws_endpoint_url = Some("http://10.244.0.1:4566".to_owned());
-        settings.s3_force_path_style = true;
+        let settings = WorkerSettings {
+            aws_endpoint_url: Some("http://10.244.0.1:4566".to_owned()),
+            s3_force_path_style: true,
+            ..WorkerSettings::default()
+        };
         let job = built(&tp, &settings);
         let spec = job.spec.as_ref().unwrap();
         assert_eq!((spec.completions, spec.parallelism), (Some(3), Some(3)));
