@@ -640,6 +640,10 @@ async fn the_operator_role_is_least_privilege() {
         ("", "secrets", "patch"),
         ("events.k8s.io", "events", "create"),
         ("coordination.k8s.io", "leases", "update"),
+        // Extraction: worker Jobs, and their Pods read for the worker's summary.
+        ("batch", "jobs", "create"),
+        ("batch", "jobs", "watch"),
+        ("", "pods", "list"),
     ] {
         assert!(
             can(group, resource, verb, &namespace).await,
@@ -660,7 +664,10 @@ async fn the_operator_role_is_least_privilege() {
             namespace.as_str(),
         ),
         ("", "configmaps", "get", namespace.as_str()),
-        ("", "pods", "list", namespace.as_str()),
+        ("", "pods", "create", namespace.as_str()),
+        ("", "pods/log", "get", namespace.as_str()),
+        ("", "pods/exec", "create", namespace.as_str()),
+        ("batch", "jobs", "update", namespace.as_str()),
         (
             "rbac.authorization.k8s.io",
             "roles",

@@ -262,6 +262,42 @@ mod tests {
     }
 
     #[test]
+    fn degraded_follows_a_failed_extraction_while_the_credentials_are_fine() {
+        let held = held();
+        let valid = Outcome::Valid {
+            secret_name: "speech-aws",
+            held: &held,
+        };
+        let now: jiff::Timestamp = "2026-11-23T10:00:01Z".parse().unwrap();
+        let mut current = next(None, Some(1), &valid, now);
+        for (reason, degraded) in [("JobFailed", "True"), ("JobRunning", "False")] {
+            condition::set(
+                &mut current.conditions,
+                Desired {
+                    type_: types::EXTRACTING,
+                    status: if reason == "JobRunning" {
+                        Status::True
+                    } else {
+                        Status::False
+                    },
+                    reason,
+                    message: format!("Job speech-shred-abcde: {reason}"),
+                },
+                Some(1),
+                Time(now),
+            );
+            let status = next(Some(&current), Some(1), &valid, now);
+            let found = condition(&status, "Degraded");
+            assert_eq!(found.status, degraded, "{reason}");
+            if degraded == "True" {
+                assert_eq!(found.reason, "JobFailed");
+                assert!(found.message.contains("speech-shred-abcde"));
+            }
+            assert_eq!(condition(&status, "Ready").status, "True");
+        }
+    }
+
+    #[test]
     fn a_failed_renewal_degrades_but_keeps_ready_while_the_old_session_lasts() {
         let held = held();
         let failed = |now: &str| {
