@@ -44,7 +44,13 @@ pub async fn reconcile(tp: Arc<TrainingPartition>, ctx: Arc<Context>) -> Result<
     if tp.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    let Some(extraction) = tp.spec.extraction.clone() else {
+    // Without `spec.extraction` (removed after it ran): off, with every default.
+    let Some(extraction) = tp
+        .spec
+        .extraction
+        .clone()
+        .or_else(|| serde_json::from_value(serde_json::json!({})).ok())
+    else {
         return Ok(Action::await_change());
     };
     if !extraction.enabled
@@ -131,6 +137,10 @@ impl Run<'_> {
         state.active_job = active.clone();
 
         if !self.extraction.enabled {
+            // No Job will need the worker session: it does not stay usable from the cluster.
+            if active.is_none() {
+                self.remove_worker_secret().await?;
+            }
             return Ok(Outcome {
                 label: "Disabled",
                 extraction: state,
@@ -454,7 +464,8 @@ impl Run<'_> {
         Api::namespaced(self.ctx.client.clone(), &self.object.namespace)
     }
 
-    /// Without a grant the worker session must not stay usable from the cluster.
+    /// Deletes the worker Secret (if securepipe wrote it for this partition): without a
+    /// grant, or with extraction off, the worker session must not stay usable.
     async fn remove_worker_secret(&self) -> Result<(), Error> {
         let Some(name) = self.tp.worker_secret_name() else {
             return Ok(());
