@@ -587,3 +587,212 @@ fn until(at: Timestamp, now: Timestamp) -> Duration {
         .unwrap_or(Duration::ZERO)
         .max(Duration::from_secs(1))
 }
+
+#[cfg(test)]
+mod tests {
+    //! Exact-call tests: the apiserver calls of an extraction reconcile, in order, and
+    //! nothing else (no AWS call either: nothing listens on the AWS endpoint).
+
+    use secrecy::SecretString;
+    use securepipe_cloud::sts::IssuedSession;
+    use securepipe_cloud::{Aws, AwsSettings};
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::testing::{ApiServer, mock_client};
+
+    const JOBS: &str = "/apis/batch/v1/namespaces/ml/jobs?";
+    const PODS: &str = "/api/v1/namespaces/ml/pods?";
+    const WORKER_SECRET: &str = "/api/v1/namespaces/ml/secrets/speech-worker-aws";
+    const STATUS: &str =
+        "/apis/securepipe.io/v1alpha1/namespaces/ml/trainingpartitions/speech/status?";
+    const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ml/events";
+    const JOB: &str = "speech-shred-aaaaa";
+    const GRANT: &str = r#"
+namespaces: [ml]
+roleArns: ["arn:aws:iam::123456789012:role/trainer"]
+buckets: [biometrics]
+partitions: [speech]
+maxAccess: ReadWrite
+maxDuration: 12h
+extraction:
+  kmsKeyArns: ["arn:aws:kms:eu-west-1:123456789012:key/k1"]
+"#;
+
+    /// A partition whose status names `JOB` as the running Job, last scanned `scanned`.
+    fn partition(scanned: &str) -> TrainingPartition {
+        serde_yaml::from_str(&format!(
+            r#"
+apiVersion: securepipe.io/v1alpha1
+kind: TrainingPartition
+metadata: {{name: speech, namespace: ml, uid: 0f9e-uid, generation: 2, resourceVersion: "5"}}
+spec:
+  bucket: biometrics
+  region: eu-west-1
+  roleArn: "arn:aws:iam::123456789012:role/trainer"
+  extraction:
+    enabled: true
+    kmsKeyArn: "arn:aws:kms:eu-west-1:123456789012:key/k1"
+    interval: 5m
+status:
+  extraction: {{pending: 2, shredded: 10, quarantined: 1, failed: 0, activeJob: {JOB}, lastScanTime: "{scanned}"}}
+"#
+        ))
+        .unwrap()
+    }
+
+    fn context() -> (Arc<Context>, ApiServer) {
+        let (client, server) = mock_client();
+        let aws = Aws::with_endpoint("http://127.0.0.1:9", "eu-west-1", AwsSettings::default());
+        let grants = crate::controllers::grants::holding(&[GRANT]);
+        (
+            Arc::new(Context::new(client, aws, Arc::new(Metrics::new()), grants)),
+            server,
+        )
+    }
+
+    /// The worker Secret the operator would have written, valid for another hour.
+    fn fresh_worker_secret(tp: &TrainingPartition) -> Value {
+        let plan = session::worker_plan("ml", "speech", tp).unwrap();
+        let now = Timestamp::now();
+        let issued = IssuedSession {
+            access_key_id: "ASIAWORKER".to_owned(),
+            secret_access_key: SecretString::from("secret"),
+            session_token: SecretString::from("token"),
+            expiration: now + jiff::SignedDuration::from_hours(1),
+            assumed_role_arn: "arn:aws:sts::123456789012:assumed-role/trainer/spw-ml@speech"
+                .to_owned(),
+        };
+        serde_json::to_value(secret::build(tp, &plan.session, &issued, now)).unwrap()
+    }
+
+    fn job_list(conditions: Value) -> Value {
+        json!({
+            "apiVersion": "batch/v1", "kind": "JobList", "metadata": {"resourceVersion": "7"},
+            "items": [{
+                "apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {
+                    "name": JOB, "namespace": "ml",
+                    "ownerReferences": [{"apiVersion": "securepipe.io/v1alpha1", "kind": "TrainingPartition",
+                        "name": "speech", "uid": "0f9e-uid", "controller": true}],
+                },
+                "status": {"startTime": "2026-11-30T08:00:00Z", "completionTime": "2026-11-30T08:00:30Z",
+                    "conditions": conditions},
+            }],
+        })
+    }
+
+    fn condition<'v>(status: &'v Value, type_: &str) -> &'v Value {
+        status["conditions"]
+            .as_array()
+            .and_then(|all| all.iter().find(|c| c["type"] == type_))
+            .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
+    }
+
+    #[tokio::test]
+    async fn a_running_job_blocks_a_new_one_even_when_the_scan_is_due() {
+        let tp = partition("2026-11-30T07:00:00Z");
+        let (ctx, mut server) = context();
+        let reconciling = tokio::spawn(reconcile(Arc::new(tp.clone()), ctx.clone()));
+        let list = server.expect("GET", JOBS).await;
+        assert!(
+            list.uri.contains("extraction-worker") && list.uri.contains("speech"),
+            "{}",
+            list.uri
+        );
+        list.ok(&job_list(json!([])));
+        server
+            .expect("GET", WORKER_SECRET)
+            .await
+            .ok(&fresh_worker_secret(&tp));
+        let apply = server.expect("PATCH", STATUS).await;
+        assert!(
+            apply.uri.contains("fieldManager=securepipe%2Fextraction"),
+            "{}",
+            apply.uri
+        );
+        let status = &apply.body["status"];
+        assert_eq!(condition(status, "Extracting")["status"], "True");
+        assert_eq!(condition(status, "Extracting")["reason"], "JobRunning");
+        assert_eq!(status["extraction"]["activeJob"], JOB);
+        assert!(status.get("credentials").is_none(), "{status}");
+        assert!(status.get("observedGeneration").is_none(), "{status}");
+        apply.ok(&serde_json::to_value(&tp).unwrap());
+        reconciling.await.unwrap().unwrap();
+        // No Job created, no scan (nothing listens on the AWS endpoint).
+        server.expect_no_more();
+    }
+
+    #[tokio::test]
+    async fn a_finished_job_is_counted_once_into_status_events_and_metrics() {
+        let now = Timestamp::now().to_string();
+        let tp = partition(&now);
+        let (ctx, mut server) = context();
+        let reconciling = tokio::spawn(reconcile(Arc::new(tp.clone()), ctx.clone()));
+        server
+            .expect("GET", JOBS)
+            .await
+            .ok(&job_list(json!([{"type": "Complete", "status": "True"}])));
+        let pods = server.expect("GET", PODS).await;
+        assert!(
+            pods.uri.contains(&format!("job-name%3D{JOB}")),
+            "{}",
+            pods.uri
+        );
+        let summary = r#"{"listed":3,"shredded":2,"alreadyDone":0,"quarantined":{"truncated":1},"stillQuarantined":0,"failed":0,"attestationKey":"audit/speech/x.json"}"#;
+        pods.ok(&json!({
+            "apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "8"},
+            "items": [{"metadata": {"name": "p0", "creationTimestamp": "2026-11-30T08:00:01Z"},
+                "status": {"containerStatuses": [{"name": "worker", "image": "i", "imageID": "",
+                    "ready": false, "restartCount": 0,
+                    "state": {"terminated": {"exitCode": 0, "message": summary}}}]}}],
+        }));
+        for (reason, type_) in [
+            ("SamplesShredded", "Normal"),
+            ("SamplesQuarantined", "Warning"),
+        ] {
+            let event = server.expect("POST", EVENTS).await;
+            assert_eq!(event.body["reason"], reason);
+            assert_eq!(event.body["type"], type_);
+            let body = event.body.clone();
+            event.ok(&body);
+        }
+        server
+            .expect("GET", WORKER_SECRET)
+            .await
+            .ok(&fresh_worker_secret(&tp));
+        let apply = server.expect("PATCH", STATUS).await;
+        let status = apply.body["status"].clone();
+        assert_eq!(status["extraction"]["shredded"], 12);
+        assert_eq!(status["extraction"]["quarantined"], 2);
+        assert_eq!(status["extraction"]["lastJob"], JOB);
+        assert!(status["extraction"].get("activeJob").is_none(), "{status}");
+        assert_eq!(condition(&status, "Extracting")["reason"], "JobSucceeded");
+        apply.ok(&serde_json::to_value(&tp).unwrap());
+        reconciling.await.unwrap().unwrap();
+        server.expect_no_more();
+        assert_eq!(ctx.metrics.samples_shredded.get(), 2);
+        let text = ctx.metrics.render().unwrap();
+        assert!(
+            text.contains(r#"securepipe_samples_quarantined_total{reason="truncated"} 1"#),
+            "{text}"
+        );
+
+        // Reconciled again with that status: the Job is not counted a second time.
+        let mut counted = tp.clone();
+        counted.status = Some(serde_json::from_value(status).unwrap());
+        let again = tokio::spawn(reconcile(Arc::new(counted.clone()), ctx.clone()));
+        server
+            .expect("GET", JOBS)
+            .await
+            .ok(&job_list(json!([{"type": "Complete", "status": "True"}])));
+        server
+            .expect("GET", WORKER_SECRET)
+            .await
+            .ok(&fresh_worker_secret(&counted));
+        again.await.unwrap().unwrap();
+        server.expect_no_more();
+        assert_eq!(ctx.metrics.samples_shredded.get(), 2);
+    }
+}
