@@ -4,6 +4,7 @@
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
+use securepipe_api::condition::reasons;
 use securepipe_api::worker::QUARANTINE_TAG;
 use securepipe_cloud::objects::{ObjectError, ObjectStore};
 use zeroize::Zeroizing;
@@ -35,7 +36,7 @@ pub enum ScanError {
 impl ScanError {
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::NoCredentials(_) => "NoCredentials",
+            Self::NoCredentials(_) => reasons::NO_WORKER_CREDENTIALS,
             Self::Object(err) => err.reason().as_str(),
         }
     }
