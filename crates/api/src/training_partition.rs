@@ -145,7 +145,8 @@ impl Default for CredentialsSpec {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new("!self.enabled || has(self.kmsKeyArn)").message("is required when extraction is enabled").field_path(".kmsKeyArn"))]
 pub struct ExtractionSpec {
-    /// Run worker Jobs for pending raw samples.
+    /// Run worker Jobs for pending raw samples. Turning it off starts no new Job (a running
+    /// one finishes) and withdraws the worker's credentials Secret.
     #[serde(default)]
     pub enabled: bool,
     /// The KMS key that wraps the raw samples' data keys. Data keys under any other key
@@ -160,11 +161,13 @@ pub struct ExtractionSpec {
     #[x_kube(validation = kube::core::Rule::new(format!("self.matches({GO_DURATION_RE})")).message("must be a duration such as 5m"))]
     #[x_kube(validation = kube::core::Rule::new(format!("!self.matches({GO_DURATION_RE}) || duration(self) >= duration('10s')")).message("must be at least 10s"))]
     pub interval: Duration,
-    /// How many worker pods run at once.
+    /// How many worker Pods run at once. N > 1 makes an Indexed Job of N Pods, each taking
+    /// one shard of the raw samples (stable hash of the key mod N).
     #[serde(default = "default_parallelism")]
     #[schemars(range(min = 1, max = 64))]
     pub parallelism: i32,
-    /// The worker image. Defaults to the operator's own image.
+    /// The worker image. Defaults to the operator's configured worker image (with the Helm
+    /// chart: the operator's own image).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
     pub image: Option<String>,
