@@ -60,6 +60,26 @@ stack-test: binary reference-venv helm stack-up
 	source $(ENV) && $(CARGO) test --workspace --locked --no-fail-fast $(WORKSPACE_FEATURES) -- --ignored 2>&1 | \
 	    tests/ci/suite-phases.sh
 
+## The Argo CD health checks (charts/securepipe/argocd/resource_customizations) run in
+## gopher-lua as Argo CD runs them, and kstatus (Flux) on the same objects, over the cases the
+## stack suites recorded; every condition reason needs a case (tests/gitops, Go modules from
+## the module proxy into Go's default caches).
+.PHONY: gitops-test health-cases
+GITOPS_GO := cd tests/gitops && export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false" &&
+gitops-test:
+	$(GITOPS_GO) go vet ./... && go test -count=1 ./...
+
+## Re-records those cases: the suites that write them run with SECUREPIPE_HEALTH_CASES set
+## (tests/src/gitops.rs), then tests/gitops/cmd/gather writes testdata/ and health_test.yaml.
+HEALTH_SUITES := --test training_partition --test tenancy --test retention
+health-cases: binary stack-up
+	rm -rf target/health-cases charts/securepipe/argocd/resource_customizations/securepipe.io/*/testdata \
+	    charts/securepipe/argocd/resource_customizations/securepipe.io/*/health_test.yaml
+	source $(ENV) && SECUREPIPE_HEALTH_CASES=$(CURDIR)/target/health-cases $(CARGO) test --workspace \
+	    --locked $(WORKSPACE_FEATURES) $(HEALTH_SUITES) -- --ignored
+	$(GITOPS_GO) go run ./cmd/gather $(CURDIR)/target/health-cases
+	$(MAKE) --no-print-directory gitops-test
+
 ## Regenerate crds/ from the Rust types.
 crds:
 	$(CARGO) run --quiet --locked -p securepipe-cli -- crdgen --output-dir crds

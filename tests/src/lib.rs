@@ -7,6 +7,7 @@
 //! Run outside that environment, they fail with a message saying what is missing.
 
 pub mod aws_link;
+pub mod gitops;
 pub mod http;
 pub mod localstack;
 pub mod operator;

@@ -3,6 +3,8 @@
 //! - its `crds/` are byte-identical to the generated `crds/`, and its appVersion is the
 //!   workspace version (as is the Dockerfile's default `VERSION`);
 //! - `helm lint --strict` passes for the defaults and every values variant below;
+//! - the optional Argo CD health checks render as argocd-cm keys holding each kind's
+//!   `health.lua` (`argocd/resource_customizations/`);
 //! - its rendered RBAC is exactly `config/rbac/` (the RBAC the stack suites run the
 //!   operator under), and its Deployment runs hardened with the probes and grace period
 //!   the operator needs;
@@ -436,6 +438,62 @@ fn chart_refuses_two_replicas_without_leader_election() {
     assert!(
         err.contains("aws.region") || err.contains("region"),
         "{err}"
+    );
+}
+
+/// `argocdHealthChecks.enabled=true` renders one ConfigMap, `argocd-cm` in `argocd` with
+/// the label Argo CD selects on, holding every kind's `health.lua` under the key Argo CD
+/// reads; the default renders none. Linted strictly too.
+#[test]
+#[ignore = "needs helm (tests/env/install-helm.sh); make test runs it"]
+fn chart_renders_the_argocd_health_checks_when_asked() {
+    let is_config_map = |object: &&Value| str_at(object, "/kind") == "ConfigMap";
+    let defaults = documents(&render_ok("securepipe-system", &[]), "helm template");
+    assert_eq!(defaults.iter().filter(is_config_map).count(), 0);
+
+    let sets = ["argocdHealthChecks.enabled=true"];
+    let rendered = documents(&render_ok("securepipe-system", &sets), "helm template");
+    let config_maps: Vec<&Value> = rendered.iter().filter(is_config_map).collect();
+    assert_eq!(config_maps.len(), 1, "{config_maps:?}");
+    let config_map = config_maps[0];
+    assert_eq!(
+        (
+            str_at(config_map, "/metadata/name"),
+            str_at(config_map, "/metadata/namespace"),
+            str_at(config_map, "/metadata/labels/app.kubernetes.io~1part-of"),
+        ),
+        ("argocd-cm", "argocd", "argocd")
+    );
+    let data: BTreeMap<String, String> =
+        serde_json::from_value(config_map["data"].clone()).expect("string data");
+    let want: BTreeMap<String, String> = securepipe_api::crd::all()
+        .iter()
+        .map(|crd| {
+            let kind = &crd.spec.names.kind;
+            let lua = chart_dir().join(format!(
+                "argocd/resource_customizations/securepipe.io/{kind}/health.lua"
+            ));
+            let script = std::fs::read_to_string(&lua)
+                .unwrap_or_else(|err| panic!("read {}: {err}", lua.display()));
+            (
+                format!("resource.customizations.health.securepipe.io_{kind}"),
+                script,
+            )
+        })
+        .collect();
+    assert_eq!(data, want);
+
+    let output = Command::new(helm())
+        .args(["lint", "--strict", "--kube-version", KUBE_VERSION])
+        .arg(chart_dir())
+        .args(set_args(&sets, "securepipe-system"))
+        .output()
+        .expect("run helm lint");
+    assert!(
+        output.status.success(),
+        "helm lint --strict failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
     );
 }
 

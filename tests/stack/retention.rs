@@ -14,8 +14,10 @@ use aws_sdk_s3::types::{
 };
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::await_condition;
 use securepipe_api::RetentionPolicy;
 use securepipe_api::condition::{find, is_true, types};
+use securepipe_tests::gitops::{Health, Message, health_case};
 use securepipe_tests::operator::OperatorProcess;
 use securepipe_tests::{FIELD_MANAGER, client, eventually, fresh_namespace, install_crds};
 use serde_json::json;
@@ -275,6 +277,12 @@ async fn rules_are_applied_drift_is_corrected_and_unowned_rules_survive_byte_for
     // Create: rules applied as specified, next to the unowned one.
     create(&api, &policy("biometrics", &bucket, biometric_rules(730))).await;
     let applied = wait_for(&api, "biometrics", "Ready", ready).await;
+    health_case(
+        "ready",
+        &applied,
+        Health::Healthy,
+        Message::Condition("Ready"),
+    );
     let status = applied.status.as_ref().expect("status");
     assert_eq!(status.applied_rules, [raw_id.clone(), features_id.clone()]);
     assert_eq!(status.drift_corrections, 0);
@@ -357,6 +365,13 @@ async fn rules_are_applied_drift_is_corrected_and_unowned_rules_survive_byte_for
     let mut tampered = rule(&now, &raw_id).expect("raw rule").clone();
     tampered.expiration = Some(LifecycleExpiration::builder().days(5).build());
     let unowned_now = rule(&now, UNOWNED_ID).expect("unowned rule").clone();
+    // Drifted=True lasts from the read that finds the drift to the write that restores
+    // it: a watch sees that status, polling would not.
+    let drifting = tokio::spawn(await_condition(
+        api.clone(),
+        "biometrics",
+        |p: Option<&RetentionPolicy>| p.is_some_and(|p| has(p, types::DRIFTED)),
+    ));
     put_rules(&s3, &bucket, vec![unowned_now, tampered]).await;
     let corrected = wait_for(&api, "biometrics", "drift corrected", |p| {
         p.status.as_ref().is_some_and(|s| s.drift_corrections == 1) && ready(p)
@@ -365,6 +380,29 @@ async fn rules_are_applied_drift_is_corrected_and_unowned_rules_survive_byte_for
     assert_eq!(
         condition(&corrected, types::DRIFTED),
         ("False".to_owned(), "Corrected".to_owned())
+    );
+    let drifting = tokio::time::timeout(WAIT, drifting)
+        .await
+        .expect("a watch that saw Drifted=True")
+        .expect("the watch task")
+        .expect("watch the policy")
+        .expect("the policy while drifting");
+    assert_eq!(
+        condition(&drifting, types::DRIFTED),
+        ("True".to_owned(), "RulesChanged".to_owned())
+    );
+    // Still Ready: the rules are being restored within the same reconcile.
+    health_case(
+        "drifting",
+        &drifting,
+        Health::Healthy,
+        Message::Condition("Ready"),
+    );
+    health_case(
+        "drift-corrected",
+        &corrected,
+        Health::Healthy,
+        Message::Condition("Ready"),
     );
     let now = rules(&s3, &bucket).await;
     assert_eq!(
@@ -440,6 +478,12 @@ async fn two_policies_share_a_bucket_and_a_conflicting_pair_writes_nothing() {
         "{message}"
     );
     assert!(!ready(&conflicted));
+    health_case(
+        "conflict",
+        &conflicted,
+        Health::Degraded,
+        Message::Condition("Stalled"),
+    );
     // Both sides of the pair report it; the uninvolved policy does not.
     wait_for(&api, "biometrics", "Conflict", |p| has(p, types::CONFLICT)).await;
     let exports = api.get("exports").await.expect("exports");
@@ -678,6 +722,13 @@ async fn an_aws_outage_degrades_then_recovers() {
         ("True".to_owned(), "EndpointUnavailable".to_owned())
     );
     assert!(!ready(&degraded));
+    // The operator retries on its own: not done, not stuck.
+    health_case(
+        "endpoint-unavailable",
+        &degraded,
+        Health::Progressing,
+        Message::Condition("Ready"),
+    );
     // What was applied before the outage is still reported.
     assert_eq!(
         degraded.status.as_ref().map(|s| s.applied_rules.len()),
@@ -693,10 +744,86 @@ async fn an_aws_outage_degrades_then_recovers() {
         condition(&recovered, types::DEGRADED),
         ("False".to_owned(), "AsExpected".to_owned())
     );
+    // The rules survived the outage: nothing to write.
+    assert_eq!(
+        condition(&recovered, types::SYNCED),
+        ("True".to_owned(), "UpToDate".to_owned())
+    );
+    health_case(
+        "recovered",
+        &recovered,
+        Health::Healthy,
+        Message::Condition("Ready"),
+    );
     assert_eq!(rules(&s3, &bucket).await.len(), 2);
     let logs = operator.stop().await;
     assert!(
         logs.contains("retentionpolicy") || logs.contains("EndpointUnavailable"),
         "{logs}"
     );
+}
+
+/// The reason and message of the Ready condition.
+fn ready_reason(policy: &RetentionPolicy) -> (String, String) {
+    policy
+        .status
+        .as_ref()
+        .and_then(|s| find(&s.conditions, types::READY))
+        .map(|c| (c.reason.clone(), c.message.clone()))
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
+async fn what_only_someone_can_fix_stalls() {
+    let (_client, namespace, api, operator) = setup("rp-stalled").await;
+    let s3 = s3().await;
+
+    // A bucket that does not exist.
+    let missing = format!("retention-{namespace}");
+    create(&api, &policy("missing", &missing, biometric_rules(730))).await;
+    let stalled = wait_for(&api, "missing", "Stalled", |p| has(p, types::STALLED)).await;
+    assert_eq!(ready_reason(&stalled).0, "NoSuchBucket");
+    health_case(
+        "no-such-bucket",
+        &stalled,
+        Health::Degraded,
+        Message::Condition("Stalled"),
+    );
+
+    // A bucket whose other rules leave no room: S3 takes at most 1,000 rules.
+    let full = format!("biometrics-{namespace}");
+    create_bucket(&s3, &full).await;
+    let theirs: Vec<LifecycleRule> = (0..1000)
+        .map(|i| {
+            LifecycleRule::builder()
+                .id(format!("theirs-{i}"))
+                .status(ExpirationStatus::Enabled)
+                .filter(
+                    LifecycleRuleFilter::builder()
+                        .prefix(format!("t{i}/"))
+                        .build(),
+                )
+                .expiration(LifecycleExpiration::builder().days(400).build())
+                .build()
+                .expect("a lifecycle rule")
+        })
+        .collect();
+    put_rules(&s3, &full, theirs).await;
+    create(&api, &policy("full", &full, biometric_rules(730))).await;
+    let stalled = wait_for(&api, "full", "Stalled", |p| has(p, types::STALLED)).await;
+    let (reason, message) = ready_reason(&stalled);
+    assert_eq!(reason, "InvalidSpec", "{message}");
+    health_case(
+        "too-many-rules",
+        &stalled,
+        Health::Degraded,
+        Message::Condition("Stalled"),
+    );
+    assert_eq!(
+        rules(&s3, &full).await.len(),
+        1000,
+        "the bucket was written"
+    );
+    operator.stop().await;
 }

@@ -16,6 +16,7 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use securepipe_api::tenant_grant::TenantGrant;
 use securepipe_api::{RetentionPolicy, TrainingPartition};
+use securepipe_tests::gitops::{GRANT_APPLIED, Health, Message, health_case};
 use securepipe_tests::localstack::{assume_role_count, create_role};
 use securepipe_tests::operator::OperatorProcess;
 use securepipe_tests::{
@@ -115,6 +116,13 @@ impl Tenant {
             .collect()
     }
 
+    async fn get(&self, name: &str) -> TrainingPartition {
+        self.partitions()
+            .get(name)
+            .await
+            .unwrap_or_else(|err| panic!("get TrainingPartition {name}: {err}"))
+    }
+
     fn session_name(&self, name: &str) -> String {
         format!("sp-{}@{name}", self.namespace)
     }
@@ -160,6 +168,12 @@ async fn an_ungranted_namespace_gets_nothing_and_never_reaches_sts() {
         "{message}"
     );
     assert!(t.event_reasons().await.contains(&"NotGranted".to_owned()));
+    health_case(
+        "not-granted",
+        &t.get("voice").await,
+        Health::Degraded,
+        Message::Condition("Stalled"),
+    );
     assert!(t.secret("voice-aws").await.is_none());
     assert_eq!(
         assume_role_count(&t.session_name("voice")).await,
@@ -170,10 +184,59 @@ async fn an_ungranted_namespace_gets_nothing_and_never_reaches_sts() {
     // Control: the grant added, the same object gets credentials without being touched
     // (the grant change alone triggers the reconcile), and STS records it under that name.
     grant_suites(&t.client, &t.namespace).await;
+    let grant = Api::<TenantGrant>::all(t.client.clone())
+        .get(&suite_grant_name(&t.namespace))
+        .await
+        .expect("get TenantGrant");
+    // A TenantGrant has no status: in effect once applied.
+    health_case(
+        "applied",
+        &grant,
+        Health::Healthy,
+        Message::Text(GRANT_APPLIED.into()),
+    );
     let (reason, message) = t.wait_ready("voice", "True").await;
     assert_eq!(reason, "CredentialsValid", "{message}");
     assert!(t.secret("voice-aws").await.is_some());
     assert_eq!(assume_role_count(&t.session_name("voice")).await, 1);
+    t.operator.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
+async fn a_secret_securepipe_did_not_create_is_left_alone() {
+    let t = tenant("tenancy-secret").await;
+    grant_suites(&t.client, &t.namespace).await;
+    let secrets = Api::<Secret>::namespaced(t.client.clone(), &t.namespace);
+    let theirs: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "theirs"},
+        "stringData": {"token": "not securepipe's"},
+    }))
+    .expect("a Secret");
+    secrets
+        .create(&Default::default(), &theirs)
+        .await
+        .expect("create Secret theirs");
+    t.apply("voice", "  credentials: {secretName: theirs}\n")
+        .await;
+    let (reason, message) = t.wait_ready("voice", "False").await;
+    assert_eq!(reason, "SecretConflict", "{message}");
+    assert!(message.contains("Secret theirs"), "{message}");
+    health_case(
+        "secret-conflict",
+        &t.get("voice").await,
+        Health::Degraded,
+        Message::Condition("Stalled"),
+    );
+    let after = t.secret("theirs").await.expect("Secret theirs still there");
+    assert_eq!(
+        after.data.map(|d| d.len()),
+        Some(1),
+        "the Secret was changed"
+    );
+    assert_eq!(assume_role_count(&t.session_name("voice")).await, 0);
     t.operator.stop().await;
 }
 
@@ -365,16 +428,24 @@ async fn a_retention_policy_on_a_bucket_not_granted_leaves_it_untouched() {
         )
         .await
         .unwrap_or_else(|err| panic!("apply RetentionPolicy: {err}"));
-    let message = eventually(WAIT, "RetentionPolicy destroy NotGranted", || async {
+    let (message, policy) = eventually(WAIT, "RetentionPolicy destroy NotGranted", || async {
         let policy = policies.get_opt("destroy").await.ok()??;
         let ready = policy
-            .status?
+            .status
+            .as_ref()?
             .conditions
-            .into_iter()
+            .iter()
             .find(|c| c.type_ == "Ready")?;
-        (ready.status == "False" && ready.reason == "NotGranted").then_some(ready.message)
+        (ready.status == "False" && ready.reason == "NotGranted")
+            .then(|| (ready.message.clone(), policy.clone()))
     })
     .await;
+    health_case(
+        "not-granted",
+        &policy,
+        Health::Degraded,
+        Message::Condition("Stalled"),
+    );
     assert!(
         message.contains(&format!("lifecycle of bucket {bucket}")),
         "{message}"

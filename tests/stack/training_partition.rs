@@ -12,6 +12,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use securepipe_api::TrainingPartition;
+use securepipe_tests::gitops::{Health, Message, NO_STATUS, health_case, stale_generation};
 use securepipe_tests::localstack::{create_role, recorded_sts_session};
 use securepipe_tests::operator::{OPERATOR_NAMESPACE, OperatorProcess, SERVICE_ACCOUNT};
 use securepipe_tests::{FIELD_MANAGER, client, eventually, fresh_namespace, install_crds};
@@ -68,6 +69,13 @@ impl Setup {
             )
             .await
             .unwrap_or_else(|err| panic!("apply TrainingPartition {name}: {err}"))
+    }
+
+    async fn get(&self, name: &str) -> TrainingPartition {
+        self.partitions()
+            .get(name)
+            .await
+            .unwrap_or_else(|err| panic!("get TrainingPartition {name}: {err}"))
     }
 
     async fn condition(&self, name: &str, type_: &str) -> Option<(String, String)> {
@@ -140,12 +148,18 @@ fn value(secret: &Secret, key: &str) -> String {
 async fn a_partition_gets_working_credentials_within_five_seconds() {
     let setup = setup("tp-issue").await;
     let started = Instant::now();
-    setup
+    let created = setup
         .apply(
             "speech",
             "  access: ReadWrite\n  credentials: {sessionTags: {team: asr}}\n",
         )
         .await;
+    health_case(
+        "no-status",
+        &created,
+        Health::Progressing,
+        Message::Text(NO_STATUS.into()),
+    );
     let secret = eventually(Duration::from_secs(5), "Secret speech-aws", || {
         setup.secret("speech-aws")
     })
@@ -266,6 +280,7 @@ async fn a_partition_gets_working_credentials_within_five_seconds() {
         .get("speech")
         .await
         .expect("get TrainingPartition");
+    health_case("ready", &tp, Health::Healthy, Message::Condition("Ready"));
     let status = tp.status.expect("status");
     assert_eq!(status.observed_generation, tp.metadata.generation);
     let issued = status.credentials.expect("status.credentials");
@@ -434,6 +449,14 @@ async fn an_aws_outage_degrades_and_recovery_follows() {
             .as_deref(),
         Some("False")
     );
+    // No credentials yet, and the operator retries: not done, not stuck.
+    let tp = setup.get("offline").await;
+    health_case(
+        "endpoint-unavailable",
+        &tp,
+        Health::Progressing,
+        Message::Condition("Ready"),
+    );
     assert!(setup.secret("offline-aws").await.is_none());
 
     setup.operator.aws_link().restore();
@@ -446,9 +469,24 @@ async fn an_aws_outage_degrades_and_recovery_follows() {
 
     // With valid credentials in hand, a failed re-mint degrades but keeps Ready.
     setup.operator.aws_link().cut();
-    setup
+    let changed = setup
         .apply("offline", "  credentials: {sessionTags: {team: changed}}\n")
         .await;
+    // The apply's answer: a new generation, the status still about the previous one.
+    let (generation, observed) = (
+        changed.metadata.generation.expect("generation"),
+        changed
+            .status
+            .as_ref()
+            .and_then(|s| s.observed_generation)
+            .expect("observedGeneration"),
+    );
+    health_case(
+        "stale-generation",
+        &changed,
+        Health::Progressing,
+        Message::Text(stale_generation(generation, observed)),
+    );
     setup
         .wait_condition("offline", "Degraded", "True", Duration::from_secs(60))
         .await;
@@ -459,6 +497,14 @@ async fn an_aws_outage_degrades_and_recovery_follows() {
             .map(|c| c.0)
             .as_deref(),
         Some("True")
+    );
+    // Pods hold a session valid for a while yet: Healthy, the Ready message says renewal fails.
+    let tp = setup.get("offline").await;
+    health_case(
+        "renewal-failing",
+        &tp,
+        Health::Healthy,
+        Message::Condition("Ready"),
     );
     setup.operator.aws_link().restore();
     setup

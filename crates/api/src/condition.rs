@@ -13,6 +13,11 @@ pub mod types {
     pub const CONFLICT: &str = "Conflict";
     /// TrainingPartition: whether a worker Job is extracting and shredding raw samples now.
     pub const EXTRACTING: &str = "Extracting";
+    /// kstatus' abnormal-true condition: `True` when the operator cannot make progress
+    /// until someone changes something (spec, grant, AWS setup); `False` while things work
+    /// or a transient failure is being retried. Flux (kstatus) reports `Failed` on it, and
+    /// the Argo CD health checks (`gitops/`) report `Degraded`.
+    pub const STALLED: &str = "Stalled";
 }
 
 /// Condition reasons (CamelCase, machine-readable) that the controllers set. Failures of
@@ -51,8 +56,11 @@ pub mod reasons {
     pub const NOT_GRANTED: &str = "NotGranted";
 
     // Both kinds
-    /// `Degraded` false: nothing needs attention.
+    /// `Degraded` (and `Stalled`) false: nothing needs attention.
     pub const AS_EXPECTED: &str = "AsExpected";
+    /// `Stalled` false: a transient failure (throttling, an unreachable endpoint, S3 not
+    /// showing a write yet) that the operator retries on its own.
+    pub const RETRYING: &str = "Retrying";
 
     // RetentionPolicy
     /// A condition this outcome did not check yet.

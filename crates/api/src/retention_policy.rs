@@ -170,7 +170,8 @@ pub struct RetentionPolicyStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`, `Synced`, `Drifted`, `Conflict` and `Degraded`.
+    /// `Ready`, `Synced`, `Drifted`, `Conflict`, `Degraded` and `Stalled` (only someone can
+    /// fix it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

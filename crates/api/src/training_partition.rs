@@ -261,7 +261,8 @@ pub struct TrainingPartitionStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`, `CredentialsIssued` and `Degraded`, each with a reason and message.
+    /// `Ready`, `CredentialsIssued`, `Degraded` and `Stalled` (only someone can fix it), each
+    /// with a reason and message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

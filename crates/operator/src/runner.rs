@@ -142,12 +142,20 @@ async fn run_controllers(
     scope: WatchScope,
     shutdown: CancellationToken,
 ) {
-    tokio::join!(
-        grant_feed.run(ctx.client.clone(), scope.clone(), shutdown.clone()),
-        training_partition::run(ctx.clone(), scope.clone(), shutdown.clone()),
-        extraction::run(ctx.clone(), scope.clone(), shutdown.clone()),
-        retention_policy::run(ctx, scope, shutdown),
-    );
+    let feed = grant_feed.run(ctx.client.clone(), scope.clone(), shutdown.clone());
+    let controllers = async {
+        // Every verdict reads the grant stores: they must have listed first.
+        tokio::select! {
+            () = ctx.grants.ready() => {}
+            () = shutdown.cancelled() => return,
+        }
+        tokio::join!(
+            training_partition::run(ctx.clone(), scope.clone(), shutdown.clone()),
+            extraction::run(ctx.clone(), scope.clone(), shutdown.clone()),
+            retention_policy::run(ctx.clone(), scope.clone(), shutdown.clone()),
+        );
+    };
+    tokio::join!(feed, controllers);
 }
 
 /// Waits until the apiserver serves the CRDs in `scope`, TenantGrant included (without

@@ -63,8 +63,13 @@ impl Grants {
     }
 
     /// Waits until both reflectors have listed once: before that an empty store would
-    /// read as "no grant" and deny everything.
-    async fn ready(&self) {
+    /// read as "no grant" and deny everything. The controllers start only after this
+    /// returns, so a verdict never reads an unlisted store.
+    ///
+    /// Await it from one task only: kube-runtime's readiness future keeps a single waker
+    /// (a oneshot receiver), so of several tasks waiting at once all but the last polled
+    /// are never woken. Reconciles that each waited here hung forever.
+    pub async fn ready(&self) {
         // A dropped writer means the feed stopped: the stores stay empty and deny.
         let _ = self.grants.wait_until_ready().await;
         let _ = self.namespaces.wait_until_ready().await;
@@ -91,8 +96,7 @@ impl Grants {
     }
 
     /// Whether a grant covers everything `tp` asks for.
-    pub async fn partition(&self, namespace: &str, tp: &TrainingPartition) -> Verdict {
-        self.ready().await;
+    pub fn partition(&self, namespace: &str, tp: &TrainingPartition) -> Verdict {
         let spec = &tp.spec;
         let extraction = spec.extraction.as_ref().filter(|e| e.enabled);
         let request = PartitionRequest {
@@ -119,8 +123,7 @@ impl Grants {
     }
 
     /// Whether a grant covers the bucket, rule prefixes and posture `policy` manages.
-    pub async fn retention(&self, namespace: &str, policy: &RetentionPolicy) -> Verdict {
-        self.ready().await;
+    pub fn retention(&self, namespace: &str, policy: &RetentionPolicy) -> Verdict {
         let spec = &policy.spec;
         let request = RetentionRequest {
             bucket: spec.bucket.as_str(),

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 pub use job::{COMPONENT_WORKER, LABEL_COMPONENT};
 pub use results::Totals;
 pub use settings::{DEFAULT_IMAGE, WorkerSettings};
-pub(crate) use status::failure;
+pub(crate) use status::{failure, needs_someone};
 
 use super::WatchScope;
 use crate::Context;

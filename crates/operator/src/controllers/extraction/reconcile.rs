@@ -157,11 +157,7 @@ impl Run<'_> {
         }
 
         // 2. Default deny, before the worker session is touched.
-        let verdict = self
-            .ctx
-            .grants
-            .partition(&self.object.namespace, self.tp)
-            .await;
+        let verdict = self.ctx.grants.partition(&self.object.namespace, self.tp);
         if let Verdict::NotGranted { message } = verdict {
             self.remove_worker_secret().await?;
             return Ok(self.failed(state, "NotGranted", reasons::NOT_GRANTED, message, interval));

@@ -7,6 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use securepipe_api::TrainingPartitionStatus;
 use securepipe_api::condition::{self, Desired, Status, reasons, types};
 use securepipe_api::training_partition::ExtractionStatus;
+use securepipe_cloud::FailureReason;
 
 /// `Extracting` reasons that are not a failure.
 const HEALTHY: [&str; 4] = [
@@ -15,6 +16,24 @@ const HEALTHY: [&str; 4] = [
     reasons::NOTHING_PENDING,
     reasons::EXTRACTION_DISABLED,
 ];
+
+/// Whether an extraction failure waits for someone to change something (the spec, the
+/// grant, a foreign Secret, the role's permissions): `Stalled`. A failed Job, a throttled
+/// or unreachable AWS are retried every interval instead.
+pub fn needs_someone(reason: &str) -> bool {
+    [
+        reasons::POLICY_TOO_LARGE,
+        reasons::INVALID_SPEC,
+        reasons::NOT_GRANTED,
+        reasons::SECRET_CONFLICT,
+        FailureReason::AccessDenied.as_str(),
+        FailureReason::NotFound.as_str(),
+        FailureReason::InvalidRequest.as_str(),
+        FailureReason::ChainedSessionTooLong.as_str(),
+        FailureReason::PolicyTooLarge.as_str(),
+    ]
+    .contains(&reason)
+}
 
 /// Whether an `Extracting` reason reports a failure.
 pub fn is_failure(reason: &str) -> bool {

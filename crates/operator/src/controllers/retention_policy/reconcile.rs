@@ -79,6 +79,8 @@ enum Outcome {
     Failed {
         reason: &'static str,
         message: String,
+        /// Retrying cannot fix it (the `Stalled` condition).
+        stalled: bool,
     },
     /// The bucket holds the policy's rules.
     Synced {
@@ -123,6 +125,7 @@ fn failure(err: &LifecycleError) -> Outcome {
     Outcome::Failed {
         reason,
         message: err.to_string(),
+        stalled: err.no_such_bucket || !err.reason().is_transient(),
     }
 }
 
@@ -176,8 +179,7 @@ impl Run<'_> {
             .state
             .ctx
             .grants
-            .retention(&self.object.namespace, self.policy)
-            .await;
+            .retention(&self.object.namespace, self.policy);
         if let Verdict::NotGranted { message } = verdict {
             return Ok(Outcome::NotGranted { message });
         }
@@ -286,12 +288,17 @@ impl Run<'_> {
                 self.report(&status::Outcome::Failed {
                     reason: reasons::NOT_GRANTED,
                     message,
+                    stalled: true,
                 })
                 .await?;
                 Ok(Action::requeue(resync))
             }
             Outcome::Conflict { conflicts } => self.in_conflict(&conflicts, resync).await,
-            Outcome::Failed { reason, message } => self.failed(reason, message, resync).await,
+            Outcome::Failed {
+                reason,
+                message,
+                stalled,
+            } => self.failed(reason, message, stalled, resync).await,
             Outcome::Synced {
                 applied,
                 written,
@@ -325,6 +332,7 @@ impl Run<'_> {
         &mut self,
         reason: &'static str,
         message: String,
+        stalled: bool,
         resync: Duration,
     ) -> Result<Action, Error> {
         tracing::warn!(object = %self.object, reason, %message, "retentionpolicy: AWS call failed");
@@ -333,8 +341,12 @@ impl Run<'_> {
             self.event(EventType::Warning, reason, message.clone())
                 .await;
         }
-        self.report(&status::Outcome::Failed { reason, message })
-            .await?;
+        self.report(&status::Outcome::Failed {
+            reason,
+            message,
+            stalled,
+        })
+        .await?;
         Ok(Action::requeue(self.state.backoff(self.policy, resync)))
     }
 
@@ -527,6 +539,8 @@ async fn write_confirmed(
         message: format!(
             "bucket {bucket} did not show the written rules after {CONFIRM_ATTEMPTS} reads"
         ),
+        // S3 applies lifecycle changes eventually: the next reconcile looks again.
+        stalled: false,
     })
 }
 

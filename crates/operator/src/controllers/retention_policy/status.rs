@@ -3,7 +3,8 @@
 //! the posture); `Synced` whether the last attempt to apply them worked; `Drifted` is true
 //! between finding owned rules changed behind the operator's back and restoring them;
 //! `Conflict` whether another policy claims the same rules; `Degraded` whether AWS calls
-//! are failing.
+//! are failing; `Stalled` whether it needs someone to act (an invalid spec, a conflict, a
+//! failure the operator's own retries cannot fix).
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -24,7 +25,12 @@ pub enum Outcome<'a> {
     /// Another policy claims the same rules: nothing was written.
     Conflict { conflicts: &'a [String] },
     /// An AWS call failed (or a write did not take effect).
-    Failed { reason: &'a str, message: String },
+    Failed {
+        reason: &'a str,
+        message: String,
+        /// Retrying cannot fix it.
+        stalled: bool,
+    },
     /// The bucket holds the policy's rules.
     Synced {
         /// The S3 IDs of the policy's rules, confirmed in the bucket.
@@ -101,7 +107,13 @@ pub fn next(
                 reasons::INVALID_SPEC,
                 message.clone(),
             );
-            c.set(types::SYNCED, Status::False, reasons::INVALID_SPEC, message);
+            c.set(
+                types::SYNCED,
+                Status::False,
+                reasons::INVALID_SPEC,
+                message.clone(),
+            );
+            c.set(types::STALLED, Status::True, reasons::INVALID_SPEC, message);
             c.keep(types::DRIFTED);
             c.keep(types::CONFLICT);
             c.set(
@@ -125,6 +137,12 @@ pub fn next(
                 reasons::CONFLICT,
                 message.clone(),
             );
+            c.set(
+                types::STALLED,
+                Status::True,
+                reasons::CONFLICT,
+                message.clone(),
+            );
             c.keep(types::DRIFTED);
             c.set(
                 types::CONFLICT,
@@ -139,8 +157,22 @@ pub fn next(
                 String::new(),
             );
         }
-        Outcome::Failed { reason, message } => {
+        Outcome::Failed {
+            reason,
+            message,
+            stalled,
+        } => {
             c.set(types::READY, Status::False, reason, message.clone());
+            if *stalled {
+                c.set(types::STALLED, Status::True, reason, message.clone());
+            } else {
+                c.set(
+                    types::STALLED,
+                    Status::False,
+                    reasons::RETRYING,
+                    format!("{reason}: retrying"),
+                );
+            }
             c.set(types::SYNCED, Status::False, reason, message.clone());
             // A drift found before the failure stays reported until it is corrected.
             c.keep(types::DRIFTED);
@@ -177,6 +209,12 @@ pub fn next(
                 types::CONFLICT,
                 Status::False,
                 reasons::NO_CONFLICT,
+                String::new(),
+            );
+            c.set(
+                types::STALLED,
+                Status::False,
+                reasons::AS_EXPECTED,
                 String::new(),
             );
             let posture_failure = posture.and_then(|p| p.failure.as_ref());
@@ -279,7 +317,7 @@ mod tests {
     }
 
     #[test]
-    fn a_first_sync_lists_all_five_conditions() {
+    fn a_first_sync_lists_all_six_conditions() {
         let status = next(None, Some(1), &synced(&["a", "b"], true, false), at(10));
         assert_eq!(status.observed_generation, Some(1));
         assert_eq!(cond(&status, types::READY), ("True", "RulesApplied"));
@@ -287,6 +325,7 @@ mod tests {
         assert_eq!(cond(&status, types::DRIFTED), ("False", "NoDrift"));
         assert_eq!(cond(&status, types::CONFLICT), ("False", "NoConflict"));
         assert_eq!(cond(&status, types::DEGRADED), ("False", "AsExpected"));
+        assert_eq!(cond(&status, types::STALLED), ("False", "AsExpected"));
         assert_eq!(status.applied_rules, ["a", "b"]);
         assert_eq!(status.drift_corrections, 0);
         assert_eq!(status.last_sync_time, Some(Time(at(10))));
@@ -357,6 +396,7 @@ mod tests {
             &Outcome::Failed {
                 reason: "EndpointUnavailable",
                 message: "connection refused".into(),
+                stalled: false,
             },
             at(30),
         );
@@ -369,6 +409,7 @@ mod tests {
             ("True", "EndpointUnavailable")
         );
         assert_eq!(cond(&failed, types::DRIFTED), ("True", "RulesChanged"));
+        assert_eq!(cond(&failed, types::STALLED), ("False", "Retrying"));
         assert_eq!(failed.applied_rules, ["a"]);
         assert_eq!(failed.last_sync_time, Some(Time(at(10))));
         let recovered = next(Some(&failed), Some(1), &synced(&["a"], true, true), at(40));
@@ -384,11 +425,13 @@ mod tests {
             &Outcome::Failed {
                 reason: "AccessDenied",
                 message: "no".into(),
+                stalled: true,
             },
             at(1),
         );
         assert_eq!(cond(&failed, types::DRIFTED), ("Unknown", "NotChecked"));
         assert_eq!(cond(&failed, types::CONFLICT), ("Unknown", "NotChecked"));
+        assert_eq!(cond(&failed, types::STALLED), ("True", "AccessDenied"));
         assert!(failed.applied_rules.is_empty());
     }
 
@@ -405,6 +448,7 @@ mod tests {
         );
         assert_eq!(cond(&status, types::READY), ("False", "Conflict"));
         assert_eq!(cond(&status, types::CONFLICT), ("True", "RuleConflict"));
+        assert_eq!(cond(&status, types::STALLED), ("True", "Conflict"));
         assert!(
             find(&status.conditions, types::CONFLICT)
                 .unwrap()
@@ -421,6 +465,7 @@ mod tests {
             at(2),
         );
         assert_eq!(cond(&invalid, types::READY), ("False", "InvalidSpec"));
+        assert_eq!(cond(&invalid, types::STALLED), ("True", "InvalidSpec"));
         assert!(
             find(&invalid.conditions, types::READY)
                 .unwrap()

@@ -50,7 +50,7 @@ pub async fn reconcile(tp: Arc<TrainingPartition>, ctx: Arc<Context>) -> Result<
                 // Revocation writes a deny into the role: only for what a grant covers, or
                 // any namespace could deny another team's sessions by naming its role and
                 // partition. (A grant removed earlier already revoked, in `withdraw`.)
-                let verdict = ctx.grants.partition(&object.namespace, &tp).await;
+                let verdict = ctx.grants.partition(&object.namespace, &tp);
                 if let Verdict::NotGranted { message } = verdict {
                     tracing::info!(%object, %message, "not granted: released without revoking");
                     return Ok(Action::await_change());
@@ -113,6 +113,25 @@ impl Outcome {
     }
 }
 
+/// A failure as status reports it.
+struct Failure {
+    reason: &'static str,
+    message: String,
+    /// Retrying cannot fix it: the `Stalled` condition.
+    stalled: bool,
+}
+
+impl Failure {
+    /// A failure that needs someone to change something.
+    fn stalled(reason: &'static str, message: String) -> Self {
+        Self {
+            reason,
+            message,
+            stalled: true,
+        }
+    }
+}
+
 /// The pieces every step needs.
 struct Run<'a> {
     tp: &'a TrainingPartition,
@@ -149,11 +168,7 @@ impl<'a> Run<'a> {
             Err(err) => return Ok(Outcome::Refused(err)),
         };
         // Default deny, before anything touches the Secret or AWS.
-        let verdict = self
-            .ctx
-            .grants
-            .partition(&self.object.namespace, self.tp)
-            .await;
+        let verdict = self.ctx.grants.partition(&self.object.namespace, self.tp);
         if let Verdict::NotGranted { message } = verdict {
             return Ok(Outcome::NotGranted { plan, message });
         }
@@ -298,7 +313,12 @@ impl<'a> Run<'a> {
             Outcome::MintFailed { plan, held, error } => {
                 let reason = error.reason();
                 let message = error.to_string();
-                self.failed(reason.as_str(), message, &plan.secret_name, held.as_ref())
+                let failure = Failure {
+                    reason: reason.as_str(),
+                    message,
+                    stalled: !reason.is_transient(),
+                };
+                self.failed(failure, &plan.secret_name, held.as_ref())
                     .await?;
                 Ok(Action::requeue(if reason.is_transient() {
                     RETRY_TRANSIENT
@@ -311,8 +331,12 @@ impl<'a> Run<'a> {
                 self.withdraw(&plan).await?;
                 let message =
                     grants::not_granted(KIND, &self.object.namespace, &self.object.name, &message);
-                self.failed(reasons::NOT_GRANTED, message, &plan.secret_name, None)
-                    .await?;
+                self.failed(
+                    Failure::stalled(reasons::NOT_GRANTED, message),
+                    &plan.secret_name,
+                    None,
+                )
+                .await?;
                 Ok(Action::requeue(RETRY_PERMANENT))
             }
             Outcome::SecretConflict { plan } => {
@@ -320,8 +344,12 @@ impl<'a> Run<'a> {
                     "Secret {} exists and was not created by securepipe for this TrainingPartition; it is left alone. Choose another spec.credentials.secretName, or remove that Secret",
                     plan.secret_name
                 );
-                self.failed(reasons::SECRET_CONFLICT, message, &plan.secret_name, None)
-                    .await?;
+                self.failed(
+                    Failure::stalled(reasons::SECRET_CONFLICT, message),
+                    &plan.secret_name,
+                    None,
+                )
+                .await?;
                 Ok(Action::requeue(RETRY_PERMANENT))
             }
             Outcome::Refused(err) => {
@@ -331,8 +359,12 @@ impl<'a> Run<'a> {
                     .as_ref()
                     .and_then(|s| s.credentials.as_ref())
                     .map_or("", |c| c.secret_name.as_str());
-                self.failed(err.reason(), err.to_string(), secret_name, None)
-                    .await?;
+                self.failed(
+                    Failure::stalled(err.reason(), err.to_string()),
+                    secret_name,
+                    None,
+                )
+                .await?;
                 Ok(Action::requeue(RETRY_PERMANENT))
             }
         }
@@ -342,11 +374,15 @@ impl<'a> Run<'a> {
     /// retries is one Warning, not one per retry) and reported in status.
     async fn failed(
         &self,
-        reason: &'static str,
-        message: String,
+        failure: Failure,
         secret_name: &str,
         held: Option<&Held>,
     ) -> Result<(), Error> {
+        let Failure {
+            reason,
+            message,
+            stalled,
+        } = failure;
         self.ctx.metrics.record_error(CONTROLLER, reason);
         tracing::warn!(object = %self.object, reason, error = %message, "credentials not issued");
         let announced = self
@@ -361,6 +397,7 @@ impl<'a> Run<'a> {
         self.write_status(&status::Outcome::Failed {
             reason,
             message,
+            stalled,
             secret_name,
             held,
         })

@@ -1,7 +1,8 @@
 //! The status a reconcile reports, computed from what it found and did (pure). The
 //! conditions follow one rule: `Ready` says whether pods hold usable credentials now;
 //! `CredentialsIssued` says whether the last attempt to mint worked; `Degraded` says
-//! whether something needs attention.
+//! whether something needs attention; `Stalled` whether it needs someone to act (a
+//! failure the operator's own retries cannot fix).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use securepipe_api::TrainingPartitionStatus;
@@ -22,13 +23,20 @@ pub enum Outcome<'a> {
     Failed {
         reason: &'a str,
         message: String,
+        /// Retrying cannot help until someone changes something (not a transient failure).
+        stalled: bool,
         secret_name: &'a str,
         held: Option<&'a Held>,
     },
 }
 
 /// The conditions the credentials concern owns.
-const CONDITIONS: [&str; 3] = [types::READY, types::CREDENTIALS_ISSUED, types::DEGRADED];
+const CONDITIONS: [&str; 4] = [
+    types::READY,
+    types::CREDENTIALS_ISSUED,
+    types::DEGRADED,
+    types::STALLED,
+];
 
 /// The part of a status the credentials concern writes (field manager
 /// `securepipe/credentials`): `observedGeneration`, its conditions and `credentials`.
@@ -97,20 +105,42 @@ pub fn next(
                 reasons::ISSUED,
                 format!("session {} valid until {expires}", held.session_name),
             );
-            // Extraction reports its failures in `Extracting`; Degraded follows them.
+            // Extraction reports its failures in `Extracting`; Degraded and Stalled follow
+            // them (one writer for both).
             match extraction_failure {
-                Some((reason, message)) => set(types::DEGRADED, Status::True, reason, message),
-                None => set(
-                    types::DEGRADED,
-                    Status::False,
-                    reasons::AS_EXPECTED,
-                    String::new(),
-                ),
+                Some((reason, message)) => {
+                    set(types::DEGRADED, Status::True, reason, message.clone());
+                    if crate::controllers::extraction::needs_someone(reason) {
+                        set(types::STALLED, Status::True, reason, message);
+                    } else {
+                        set(
+                            types::STALLED,
+                            Status::False,
+                            reasons::RETRYING,
+                            format!("{reason}: retrying"),
+                        );
+                    }
+                }
+                None => {
+                    set(
+                        types::DEGRADED,
+                        Status::False,
+                        reasons::AS_EXPECTED,
+                        String::new(),
+                    );
+                    set(
+                        types::STALLED,
+                        Status::False,
+                        reasons::AS_EXPECTED,
+                        String::new(),
+                    );
+                }
             }
         }
         Outcome::Failed {
             reason,
             message,
+            stalled,
             held,
             ..
         } => {
@@ -134,6 +164,16 @@ pub fn next(
                 message.clone(),
             );
             set(types::DEGRADED, Status::True, reason, message.clone());
+            if *stalled {
+                set(types::STALLED, Status::True, reason, message.clone());
+            } else {
+                set(
+                    types::STALLED,
+                    Status::False,
+                    reasons::RETRYING,
+                    format!("{reason}: retrying"),
+                );
+            }
         }
     }
     let (secret_name, held) = match outcome {
@@ -189,6 +229,7 @@ mod tests {
         assert_eq!(condition(&status, "Ready").status, "True");
         assert_eq!(condition(&status, "CredentialsIssued").reason, "Issued");
         assert_eq!(condition(&status, "Degraded").status, "False");
+        assert_eq!(condition(&status, "Stalled").status, "False");
         let credentials = status.credentials.unwrap();
         assert_eq!(credentials.secret_name, "speech-aws");
         assert_eq!(credentials.access_key_id, "ASIAEXAMPLE");
@@ -245,7 +286,7 @@ mod tests {
         );
         let mine = owned(Some(&current));
         assert_eq!(mine.extraction, None);
-        assert_eq!(mine.conditions.len(), 3);
+        assert_eq!(mine.conditions.len(), 4);
         assert!(condition::find(&mine.conditions, "Extracted").is_none());
         assert_eq!(mine.credentials, current.credentials);
         // Nothing changed for this concern: the same part comes out, so no patch is sent.
@@ -307,6 +348,7 @@ mod tests {
                 &Outcome::Failed {
                     reason: "EndpointUnavailable",
                     message: "connection refused".to_owned(),
+                    stalled: false,
                     secret_name: "speech-aws",
                     held: Some(&held),
                 },
@@ -324,11 +366,41 @@ mod tests {
             condition(&before_expiry, "CredentialsIssued").status,
             "False"
         );
+        assert_eq!(
+            (
+                condition(&before_expiry, "Stalled").status.as_str(),
+                condition(&before_expiry, "Stalled").reason.as_str()
+            ),
+            ("False", "Retrying")
+        );
         let after_expiry = failed("2026-11-23T11:00:01Z");
         assert_eq!(condition(&after_expiry, "Ready").status, "False");
         assert_eq!(
             condition(&after_expiry, "Ready").reason,
             "EndpointUnavailable"
         );
+    }
+
+    #[test]
+    fn a_failure_only_someone_can_fix_stalls() {
+        let status = next(
+            None,
+            Some(2),
+            &Outcome::Failed {
+                reason: "NotGranted",
+                message: "TenantGrant g does not grant bucket b".to_owned(),
+                stalled: true,
+                secret_name: "speech-aws",
+                held: None,
+            },
+            "2026-11-23T10:00:00Z".parse().unwrap(),
+        );
+        let stalled = condition(&status, "Stalled");
+        assert_eq!(
+            (stalled.status.as_str(), stalled.reason.as_str()),
+            ("True", "NotGranted")
+        );
+        assert_eq!(stalled.message, "TenantGrant g does not grant bucket b");
+        assert_eq!(condition(&status, "Ready").status, "False");
     }
 }
