@@ -21,6 +21,7 @@ use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, P
 use kube::{Client, ResourceExt};
 use securepipe_api::TrainingPartition;
 use securepipe_tests::aws_link::AwsLink;
+use securepipe_tests::gitops::{Health, Message, health_case};
 use securepipe_tests::localstack::{create_role, recorded_sts_session};
 use securepipe_tests::operator::{OperatorProcess, securepipe_binary};
 use securepipe_tests::{
@@ -382,6 +383,23 @@ impl World {
         .await
     }
 
+    /// Records the partition as the health-check case `name` (`make health-cases`): with
+    /// extraction in any state but a failure only someone can fix, Argo CD says Healthy
+    /// with `Ready`'s message. Waits until the status describes the current generation.
+    async fn health_case(&self, name: &str) {
+        let tp = eventually(
+            Duration::from_secs(10),
+            "the status of the current generation",
+            || async {
+                let tp = self.partition().await;
+                let observed = tp.status.as_ref()?.observed_generation?;
+                (Some(observed) == tp.metadata.generation).then_some(tp)
+            },
+        )
+        .await;
+        health_case(name, &tp, Health::Healthy, Message::Condition("Ready"));
+    }
+
     async fn events(&self) -> Vec<(String, String)> {
         Api::<Event>::namespaced(self.client.clone(), &self.namespace)
             .list(&ListParams::default())
@@ -461,6 +479,15 @@ async fn pending_samples_are_shredded_by_one_restricted_job_on_the_node() {
         job_name.starts_with(&format!("{NAME}-shred-")),
         "{job_name}"
     );
+    // While it runs (a health case only when seen: the Job may be quicker than a poll).
+    if let Some(("True", "JobRunning")) = world
+        .condition("Extracting")
+        .await
+        .as_ref()
+        .map(|(s, r, _)| (s.as_str(), r.as_str()))
+    {
+        world.health_case("extraction-job-running").await;
+    }
     let tp = world.partition().await;
     let owner = &job.owner_references()[0];
     assert_eq!(owner.kind, "TrainingPartition");
@@ -606,6 +633,7 @@ async fn pending_samples_are_shredded_by_one_restricted_job_on_the_node() {
     world
         .wait_condition("Degraded", "False", "AsExpected", Duration::from_secs(10))
         .await;
+    world.health_case("extraction-job-succeeded").await;
     let status = world.partition().await.status.expect("status");
     let extraction = status.extraction.expect("status.extraction");
     assert_eq!(extraction.shredded, 3, "{extraction:?}");
@@ -697,6 +725,7 @@ async fn pending_samples_are_shredded_by_one_restricted_job_on_the_node() {
             Duration::from_secs(5),
         )
         .await;
+    world.health_case("extraction-nothing-pending").await;
     world.operator.stop().await;
 }
 
@@ -802,6 +831,10 @@ async fn a_failed_job_degrades_and_the_next_interval_succeeds() {
         .await;
     let (_, _, message) = world.condition("Degraded").await.expect("Degraded");
     assert!(message.contains(&first.name_any()), "{message}");
+    // Retried at the next interval: not Stalled, and Healthy while the credentials work.
+    let (stalled, retrying, _) = world.condition("Stalled").await.expect("Stalled");
+    assert_eq!((stalled.as_str(), retrying.as_str()), ("False", "Retrying"));
+    world.health_case("extraction-job-failed").await;
     assert_eq!(
         world.worker_jobs().await.len(),
         1,
@@ -1111,6 +1144,7 @@ async fn a_spec_change_keeps_the_running_job_and_disabling_starts_none() {
             Duration::from_secs(20),
         )
         .await;
+    world.health_case("extraction-disabled").await;
     world.upload_samples(1).await;
     eventually(
         Duration::from_secs(20),

@@ -539,8 +539,8 @@ fn settled(
             Status::False,
             reasons::JOB_FAILED,
             format!(
-                "Job {job} failed ({reason}: {message}); {} samples left for the next interval",
-                state.failed
+                "Job {job} failed ({reason}: {message}); the next interval starts another ({} shredded, {} quarantined so far)",
+                state.shredded, state.quarantined
             ),
         );
     }
