@@ -110,7 +110,11 @@ async fn world(prefix: &str, pod_link: PodLink<'_>) -> World {
     grant_extraction(&client, &namespace, &kms_key_arn).await;
     let role_arn = create_role(&format!("trainer-{namespace}")).await;
     let operator = start_operator(&client, &namespace, &pod_link).await;
-    let dir = std::env::temp_dir().join(format!("securepipe-extraction-{namespace}"));
+    // Next to the operator's logs (target/stack-tests/<namespace>/), not in /tmp.
+    let dir = securepipe_tests::repo_root()
+        .join("target/stack-tests")
+        .join(&namespace)
+        .join("samples");
     std::fs::create_dir_all(&dir).expect("work dir");
     World {
         client,
