@@ -71,7 +71,7 @@ gitops-test:
 
 ## Re-records those cases: the suites that write them run with SECUREPIPE_HEALTH_CASES set
 ## (tests/src/gitops.rs), then tests/gitops/cmd/gather writes testdata/ and health_test.yaml.
-HEALTH_SUITES := --test training_partition --test tenancy --test retention
+HEALTH_SUITES := --test training_partition --test tenancy --test retention --test extraction
 health-cases: binary stack-up
 	rm -rf target/health-cases charts/securepipe/argocd/resource_customizations/securepipe.io/*/testdata \
 	    charts/securepipe/argocd/resource_customizations/securepipe.io/*/health_test.yaml

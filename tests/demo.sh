@@ -24,9 +24,17 @@ operator_kubeconfig=target/env/demo-operator.kubeconfig
 demo_port=${SECUREPIPE_DEMO_PORT:-18080} # the demo operator's health and metrics, on loopback
 tests/env/operator-kubeconfig.sh "$KUBECONFIG" "$operator_kubeconfig"
 operator_log=target/env/logs/demo-operator.log
+# Worker Jobs run the image `make node-images` imported into the node, and reach LocalStack
+# through the relay on the node's bridge address.
+worker_args=()
+if [ -n "${SECUREPIPE_POD_AWS_ENDPOINT_URL:-}" ]; then
+  worker_args=(--worker-image docker.io/library/securepipe:local --worker-image-pull-policy Never
+    --worker-aws-endpoint-url "$SECUREPIPE_POD_AWS_ENDPOINT_URL"
+    --worker-cpu-request 50m --worker-memory-request 64Mi --worker-memory-limit 512Mi)
+fi
 KUBECONFIG=$operator_kubeconfig RUST_LOG=info target/debug/securepipe operator \
   --namespace securepipe-demo --lease-namespace securepipe-system --listen 127.0.0.1:$demo_port \
-  --s3-force-path-style \
+  --s3-force-path-style "${worker_args[@]}" \
   >"$operator_log" 2>&1 &
 operator_pid=$!
 trap 'kill -TERM "$operator_pid" 2>/dev/null || true; wait "$operator_pid" 2>/dev/null || true' EXIT
@@ -71,6 +79,37 @@ grep -h -E '^  roleArn:' examples/tp-*.yaml | awk '{print $2}' | sort -u | while
   fi
 done
 # --- TrainingPartition: roles (end) -----------------------------------------------------
+
+# --- Extraction: a raw sample (begin) ----------------------------------------------------
+# TrainingPartition speaker-id (examples/tp-speaker-id-logmel.yaml) extracts from
+# s3://biometrics-prod/ingestion/raw/speaker-id/ with its KMS key. LocalStack gets that key
+# (its fixed id), and one WAV encrypted for the partition lands under the raw prefix
+# before the examples are applied, so the first scan finds it.
+extraction_demo=false
+if [ -n "${SECUREPIPE_NODE_NAME:-}" ]; then
+  extraction_demo=true
+  step "Extraction: one encrypted raw sample for TrainingPartition speaker-id"
+  key_arn=$(awk '/kmsKeyArn:/ {print $2}' examples/tp-speaker-id-logmel.yaml)
+  if ! "$AWS_CLI" kms describe-key --key-id "$key_arn" >/dev/null 2>&1; then
+    "$AWS_CLI" kms create-key --tags "TagKey=_custom_id_,TagValue=${key_arn##*/}" \
+      --description "securepipe demo: speaker-id raw samples" >/dev/null && echo "KMS key $key_arn created"
+  fi
+  sample_dir=target/env/demo-sample
+  mkdir -p "$sample_dir"
+  python3 - "$sample_dir/demo-0001.wav" <<'PY'
+import math, struct, sys, wave
+rate = 16000
+with wave.open(sys.argv[1], "wb") as out:  # one second of a voiced 140 Hz tone
+    out.setnchannels(1); out.setsampwidth(2); out.setframerate(rate)
+    out.writeframes(b"".join(struct.pack("<h", int(6000 * sum(math.sin(2 * math.pi * 140 * h * i / rate) / h for h in range(1, 5)))) for i in range(rate)))
+PY
+  target/debug/securepipe encrypt --key-id "$key_arn" --context securepipe:partition=speaker-id \
+    --input "$sample_dir/demo-0001.wav" --output "$sample_dir/demo-0001.wav.enc"
+  shredded_before=$(kubectl get tp speaker-id -n securepipe-demo -o jsonpath='{.status.extraction.shredded}' 2>/dev/null || true)
+  "$AWS_CLI" s3 cp --quiet "$sample_dir/demo-0001.wav.enc" s3://biometrics-prod/ingestion/raw/speaker-id/demo-0001.wav
+  echo "uploaded s3://biometrics-prod/ingestion/raw/speaker-id/demo-0001.wav (ESDK message, context securepipe:partition=speaker-id)"
+fi
+# --- Extraction: a raw sample (end) ------------------------------------------------------
 
 step "Applying the examples (examples/, with the TenantGrants that cover them) into namespace securepipe-demo"
 kubectl create namespace securepipe-demo --dry-run=client -o yaml | kubectl apply -f -
@@ -152,3 +191,36 @@ else
   step "No node in this stack (SECUREPIPE_NODE=0): the Pod part is skipped"
 fi
 # --- The node: a Pod uses the TrainingPartition's credentials (end) ----------------------
+
+# --- Extraction: raw sample -> Job -> feature (begin) ------------------------------------
+# The operator scanned speaker-id's raw prefix with the worker's own session, started a Job
+# on the node, and reads its result back into status, Events and metrics.
+if [ "$extraction_demo" = true ]; then
+  step "Extraction: waiting for speaker-id's worker Job to shred the sample (interval 30s)"
+  for _ in $(seq 240); do
+    now=$(kubectl get tp speaker-id -n securepipe-demo -o jsonpath='{.status.extraction.shredded}')
+    [ "${now:-0}" -gt "${shredded_before:-0}" ] && break
+    sleep 0.5
+  done
+  [ "${now:-0}" -gt "${shredded_before:-0}" ] || {
+    echo "no sample shredded within 120 s:" >&2
+    kubectl get tp speaker-id -n securepipe-demo -o jsonpath='{.status}' >&2; echo >&2
+    kubectl get jobs,pods -n securepipe-demo -l app.kubernetes.io/component=extraction-worker >&2
+    exit 1
+  }
+  kubectl get jobs,pods -n securepipe-demo -l securepipe.io/training-partition=speaker-id
+  kubectl get tp speaker-id -n securepipe-demo -o wide
+  echo "status.extraction: $(kubectl get tp speaker-id -n securepipe-demo -o jsonpath='{.status.extraction}')"
+  echo "Extracting: $(kubectl get tp speaker-id -n securepipe-demo -o jsonpath='{.status.conditions[?(@.type=="Extracting")].message}')"
+  step "The raw prefix is empty; the feature file and the attestation are there"
+  echo "s3://biometrics-prod/ingestion/raw/speaker-id/:"
+  "$AWS_CLI" s3 ls --recursive s3://biometrics-prod/ingestion/raw/speaker-id/ || true
+  echo "s3://biometrics-prod/training/features/speaker-id/:"
+  "$AWS_CLI" s3 ls --recursive s3://biometrics-prod/training/features/speaker-id/
+  echo "s3://biometrics-prod/audit/speaker-id/ (attestations):"
+  "$AWS_CLI" s3 ls --recursive s3://biometrics-prod/audit/speaker-id/ | tail -3
+  kubectl get events -n securepipe-demo --field-selector involvedObject.name=speaker-id \
+    --sort-by=.metadata.creationTimestamp | grep -E 'Extraction|Samples|Worker' | tail -5
+  curl -fsS http://127.0.0.1:$demo_port/metrics | grep -E '^securepipe_(samples_shredded|extraction_job_seconds_count)'
+fi
+# --- Extraction: raw sample -> Job -> feature (end) --------------------------------------

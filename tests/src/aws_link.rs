@@ -28,9 +28,14 @@ pub struct AwsLink {
 impl AwsLink {
     /// Starts a proxy on a free loopback port forwarding to `upstream` (host:port).
     pub async fn start(upstream: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        Self::start_on("127.0.0.1", upstream).await
+    }
+
+    /// Starts a proxy on a free port of `host` (the node's bridge address, for Pods).
+    pub async fn start_on(host: &str, upstream: String) -> Self {
+        let listener = TcpListener::bind((host, 0))
             .await
-            .expect("bind the AWS link proxy");
+            .unwrap_or_else(|err| panic!("bind the AWS link proxy on {host}: {err}"));
         let address = listener.local_addr().expect("proxy address");
         let up = Arc::new(AtomicBool::new(true));
         let ignored = Arc::new(Mutex::new(Vec::new()));

@@ -29,19 +29,19 @@ pub struct OperatorProcess {
     listen: String,
     link: AwsLink,
     restarts: u32,
-    env: Vec<(String, String)>,
+    /// Arguments after the suite's own (`--worker-*` settings, say).
+    extra_args: Vec<String>,
 }
 
 impl OperatorProcess {
     /// Applies the RBAC, then starts the operator watching only `namespace` (its lease
     /// lives there too) and waits until `/readyz` answers 200.
     pub async fn start(client: &Client, namespace: &str) -> Self {
-        Self::start_with_env(client, namespace, &[]).await
+        Self::start_with(client, namespace, &[]).await
     }
 
-    /// [`start`](Self::start), with extra environment variables (operator settings such
-    /// as `SECUREPIPE_REVOKER_ROLE_ARNS`).
-    pub async fn start_with_env(client: &Client, namespace: &str, env: &[(&str, &str)]) -> Self {
+    /// [`start`](Self::start) with more `securepipe operator` arguments.
+    pub async fn start_with(client: &Client, namespace: &str, extra_args: &[String]) -> Self {
         install_rbac(client, namespace).await;
         let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
             panic!("AWS_ENDPOINT_URL is not set: source target/env/env.sh (make test does)")
@@ -63,11 +63,14 @@ impl OperatorProcess {
         impersonating_kubeconfig(&kubeconfig, OPERATOR_NAMESPACE, SERVICE_ACCOUNT);
         let log_path = dir.join("operator-0.log");
         let listen = free_loopback_address();
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
-            .collect();
-        let child = spawn(&kubeconfig, namespace, &link, &listen, &log_path, &env);
+        let child = spawn(
+            &kubeconfig,
+            namespace,
+            &link,
+            &listen,
+            &log_path,
+            extra_args,
+        );
         let mut operator = Self {
             child,
             namespace: namespace.to_owned(),
@@ -76,7 +79,7 @@ impl OperatorProcess {
             listen,
             link,
             restarts: 0,
-            env,
+            extra_args: extra_args.to_vec(),
         };
         operator.wait_ready().await;
         operator
@@ -158,7 +161,7 @@ impl OperatorProcess {
             &self.link,
             &self.listen,
             &self.log_path,
-            &self.env,
+            &self.extra_args,
         );
         self.wait_ready().await;
     }
@@ -236,7 +239,7 @@ fn spawn(
     link: &AwsLink,
     listen: &str,
     log_path: &PathBuf,
-    env: &[(String, String)],
+    extra_args: &[String],
 ) -> Child {
     let log = std::fs::File::create(log_path).expect("create the operator log");
     let log_err = log.try_clone().expect("clone the log handle");
@@ -253,11 +256,11 @@ fn spawn(
             listen,
             "--s3-force-path-style",
         ])
+        .args(extra_args)
         .env("KUBECONFIG", kubeconfig)
         .env("AWS_ENDPOINT_URL", link.endpoint_url())
         .env("RUST_LOG", "info,securepipe_operator=debug,kube=warn")
         .env_remove("SECUREPIPE_WATCH_NAMESPACE")
-        .envs(env.iter().map(|(key, value)| (key, value)))
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err)

@@ -57,6 +57,8 @@ const VARIANTS: &[(&str, &[&str])] = &[
             "aws.endpointUrl=http://localstack.localstack.svc:4566",
             "aws.s3ForcePathStyle=true",
             "image.digest=sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            "worker.networkPolicy.namespaces[0]={ns}",
+            "worker.image=registry.example/securepipe-worker:1",
         ],
     ),
     (
@@ -872,6 +874,26 @@ async fn chart_binds_secret_access_in_the_tenant_namespaces_only() {
             assert!(
                 !can(&client, sa, ("", "secrets", verb), other).await,
                 "{verb} secrets in {other:?} must be denied"
+            );
+        }
+    }
+    // Worker Jobs (and reading their Pods) follow the same binding.
+    let tenant_only = [
+        ("batch", "jobs", "create"),
+        ("batch", "jobs", "watch"),
+        ("", "pods", "list"),
+    ];
+    for check in tenant_only {
+        for tenant in [&team_a, &team_b] {
+            assert!(
+                can(&client, sa, check, tenant).await,
+                "{check:?} in {tenant}"
+            );
+        }
+        for other in [elsewhere.as_str(), "default", ""] {
+            assert!(
+                !can(&client, sa, check, other).await,
+                "{check:?} in {other:?} must be denied"
             );
         }
     }

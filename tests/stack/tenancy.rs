@@ -49,21 +49,16 @@ struct Tenant {
 /// A namespace with no grant, its role `trainer-<ns>` (the one [`grant_suites`] grants)
 /// and an operator watching it.
 async fn tenant(prefix: &str) -> Tenant {
-    tenant_with_env(prefix, |_| Vec::new()).await
+    tenant_with_args(prefix, |_| Vec::new()).await
 }
 
-/// [`tenant`], the operator started with the environment `env(namespace)` gives.
-async fn tenant_with_env(
-    prefix: &str,
-    env: impl Fn(&str) -> Vec<(&'static str, String)>,
-) -> Tenant {
+/// [`tenant`], the operator started with the extra arguments `args(namespace)` gives.
+async fn tenant_with_args(prefix: &str, args: impl Fn(&str) -> Vec<String>) -> Tenant {
     let client = client().await;
     install_crds(&client).await;
     let namespace = ungranted_namespace(&client, prefix).await;
     let role_arn = create_role(&format!("trainer-{namespace}")).await;
-    let env = env(&namespace);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let operator = OperatorProcess::start_with_env(&client, &namespace, &env).await;
+    let operator = OperatorProcess::start_with(&client, &namespace, &args(&namespace)).await;
     Tenant {
         client,
         namespace,
@@ -764,10 +759,9 @@ async fn a_grant_removed_with_revoke_on_delete_writes_the_deny() {
 #[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
 async fn a_revoker_role_writes_the_deny_in_the_other_account() {
     const ACCOUNT: &str = "111122223333";
-    let t = tenant_with_env("tenancy-revoker", |namespace| {
-        vec![(
-            "SECUREPIPE_REVOKER_ROLE_ARNS",
-            format!("arn:aws:iam::{ACCOUNT}:role/revoker-{namespace}"),
+    let t = tenant_with_args("tenancy-revoker", |namespace| {
+        vec![format!(
+            "--revoker-role-arn=arn:aws:iam::{ACCOUNT}:role/revoker-{namespace}"
         )]
     })
     .await;

@@ -692,6 +692,10 @@ async fn the_operator_role_is_least_privilege() {
         ("", "secrets", "patch"),
         ("events.k8s.io", "events", "create"),
         ("coordination.k8s.io", "leases", "update"),
+        // Extraction: worker Jobs, and their Pods read for the worker's summary.
+        ("batch", "jobs", "create"),
+        ("batch", "jobs", "watch"),
+        ("", "pods", "list"),
     ] {
         assert!(
             can(group, resource, verb, &namespace).await,
@@ -715,7 +719,14 @@ async fn the_operator_role_is_least_privilege() {
         // Secrets only in the tenant namespaces (config/rbac/tenant-role.yaml bound there).
         ("", "secrets", "get", "default"),
         ("", "secrets", "list", ""),
-        ("", "pods", "list", namespace.as_str()),
+        // Worker Jobs too: a Job runs Pods under any ServiceAccount of its namespace.
+        ("batch", "jobs", "create", "default"),
+        ("batch", "jobs", "list", ""),
+        ("", "pods", "list", "default"),
+        ("", "pods", "create", namespace.as_str()),
+        ("", "pods/log", "get", namespace.as_str()),
+        ("", "pods/exec", "create", namespace.as_str()),
+        ("batch", "jobs", "update", namespace.as_str()),
         (
             "rbac.authorization.k8s.io",
             "roles",

@@ -11,6 +11,8 @@ pub mod types {
     pub const SYNCED: &str = "Synced";
     pub const DRIFTED: &str = "Drifted";
     pub const CONFLICT: &str = "Conflict";
+    /// TrainingPartition: whether a worker Job is extracting and shredding raw samples now.
+    pub const EXTRACTING: &str = "Extracting";
     /// kstatus' abnormal-true condition: `True` when the operator cannot make progress
     /// until someone changes something (spec, grant, AWS setup); `False` while things work
     /// or a transient failure is being retried. Flux (kstatus) reports `Failed` on it, and
@@ -38,6 +40,22 @@ pub mod reasons {
     /// The operator may not write Secrets in this namespace (its RBAC, the chart's
     /// `rbac.tenantNamespaces`): nothing is minted.
     pub const NAMESPACE_NOT_SERVED: &str = "NamespaceNotServed";
+
+    // TrainingPartition extraction (`Extracting`, and `Degraded` when a Job fails)
+    /// `Extracting` true: a worker Job is running.
+    pub const JOB_RUNNING: &str = "JobRunning";
+    /// `Extracting` false: the last worker Job finished every sample it found.
+    pub const JOB_SUCCEEDED: &str = "JobSucceeded";
+    /// `Extracting` false and `Degraded` true: the last worker Job failed; the next
+    /// interval starts another.
+    pub const JOB_FAILED: &str = "JobFailed";
+    /// `Extracting` false: the last scan found no raw sample waiting.
+    pub const NOTHING_PENDING: &str = "NothingPending";
+    /// `Extracting` false: `spec.extraction.enabled` is off; no new Job starts.
+    pub const EXTRACTION_DISABLED: &str = "ExtractionDisabled";
+    /// `Extracting` false: the worker Secret is missing or holds no usable credentials
+    /// when the scan needs them (the next reconcile mints again).
+    pub const NO_WORKER_CREDENTIALS: &str = "NoWorkerCredentials";
 
     // Both kinds
     /// No TenantGrant covers what the object asks for (default deny): no AWS call made.

@@ -29,6 +29,7 @@ use crate::types::{
     printcolumn = r#"{"name":"Access","type":"string","jsonPath":".spec.access"}"#,
     printcolumn = r#"{"name":"Secret","type":"string","jsonPath":".status.credentials.secretName"}"#,
     printcolumn = r#"{"name":"Expires","type":"string","description":"When the current session expires (UTC)","jsonPath":".status.credentials.expiresAt"}"#,
+    printcolumn = r#"{"name":"Pending","type":"integer","priority":1,"jsonPath":".status.extraction.pending"}"#,
     printcolumn = r#"{"name":"Shredded","type":"integer","priority":1,"jsonPath":".status.extraction.shredded"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -144,7 +145,8 @@ impl Default for CredentialsSpec {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new("!self.enabled || has(self.kmsKeyArn)").message("is required when extraction is enabled").field_path(".kmsKeyArn"))]
 pub struct ExtractionSpec {
-    /// Run worker Jobs for pending raw samples.
+    /// Run worker Jobs for pending raw samples. Turning it off starts no new Job (a running
+    /// one finishes) and withdraws the worker's credentials Secret.
     #[serde(default)]
     pub enabled: bool,
     /// The KMS key that wraps the raw samples' data keys. Data keys under any other key
@@ -159,11 +161,13 @@ pub struct ExtractionSpec {
     #[x_kube(validation = kube::core::Rule::new(format!("self.matches({GO_DURATION_RE})")).message("must be a duration such as 5m"))]
     #[x_kube(validation = kube::core::Rule::new(format!("!self.matches({GO_DURATION_RE}) || duration(self) >= duration('10s')")).message("must be at least 10s"))]
     pub interval: Duration,
-    /// How many worker pods run at once.
+    /// How many worker Pods run at once. N > 1 makes an Indexed Job of N Pods, each taking
+    /// one shard of the raw samples (stable hash of the key mod N).
     #[serde(default = "default_parallelism")]
     #[schemars(range(min = 1, max = 64))]
     pub parallelism: i32,
-    /// The worker image. Defaults to the operator's own image.
+    /// The worker image. Defaults to the operator's configured worker image (with the Helm
+    /// chart: the operator's own image).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
     pub image: Option<String>,
@@ -294,9 +298,13 @@ pub struct CredentialsStatus {
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExtractionStatus {
-    /// Raw samples waiting under the raw prefix at the last scan.
+    /// Raw samples waiting under the raw prefix at the last scan (quarantined ones not
+    /// counted). The scan lists at most 1000 keys: with `pendingCapped`, at least this many.
     #[serde(default)]
     pub pending: i64,
+    /// The last scan stopped at its limit: `pending` is a lower bound ("1000+").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending_capped: bool,
     /// Samples whose features were written and verified and whose raw versions were deleted.
     #[serde(default)]
     pub shredded: i64,
@@ -312,6 +320,9 @@ pub struct ExtractionStatus {
     /// When the raw prefix was last scanned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scan_time: Option<Time>,
+    /// The last worker Job whose results are counted above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_job: Option<String>,
 }
 
 impl TrainingPartition {
@@ -321,6 +332,14 @@ impl TrainingPartition {
             Some(partition) => Some(partition.as_str()),
             None => self.metadata.name.as_deref(),
         }
+    }
+
+    /// The extraction worker's credentials Secret: `<name>-worker-aws` (never the ML team's).
+    pub fn worker_secret_name(&self) -> Option<String> {
+        self.metadata
+            .name
+            .as_ref()
+            .map(|name| format!("{name}-worker-aws"))
     }
 
     /// The credentials Secret's name: `spec.credentials.secretName`, or `<name>-aws`.

@@ -29,6 +29,37 @@ pub const ENV_LOG_JSON: &str = "SECUREPIPE_LOG_JSON";
 /// Set by Kubernetes in each Pod of an Indexed Job; the shard index when the flag is absent.
 pub const ENV_JOB_COMPLETION_INDEX: &str = "JOB_COMPLETION_INDEX";
 
+/// The S3 tag that marks a quarantined raw sample (its value is the reason): the worker
+/// sets it, and skips it later; the operator's scan does not count such a sample as pending.
+pub const QUARANTINE_TAG: &str = "securepipe.io/quarantine";
+
+/// Every quarantine reason the worker writes (tag values and summary keys): the operator
+/// labels metrics only with these, so a summary can never grow a label set.
+pub const QUARANTINE_REASONS: [&str; 8] = [
+    "too-large",
+    "not-encrypted",
+    "truncated",
+    "authentication-failed",
+    "key-not-allowed",
+    "partition-missing",
+    "partition-mismatch",
+    "not-audio",
+];
+
+/// The worker's one-line JSON summary as the operator reads it back (from a Pod's
+/// termination message). Unknown fields are ignored, missing ones are zero.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SummaryReport {
+    pub listed: u64,
+    pub shredded: u64,
+    pub already_done: u64,
+    pub quarantined: std::collections::BTreeMap<String, u64>,
+    pub still_quarantined: u64,
+    pub failed: u64,
+    pub attestation_key: Option<String>,
+}
+
 /// Where the raw samples, features and attestations live by default.
 pub const DEFAULT_RAW_PREFIX: &str = "ingestion/raw/";
 pub const DEFAULT_FEATURE_PREFIX: &str = "training/features/";

@@ -103,6 +103,37 @@ impl Aws {
         }
     }
 
+    /// The same endpoints and settings with a session's credentials instead of the
+    /// operator's own (the operator acting as a worker session, say). The caller keeps the
+    /// secret parts for as short as it can; the SDK holds its own copy.
+    pub fn with_session(
+        &self,
+        access_key_id: &str,
+        secret_access_key: &str,
+        session_token: &str,
+    ) -> Self {
+        let credentials = aws_sdk_sts::config::Credentials::new(
+            access_key_id,
+            secret_access_key,
+            Some(session_token.to_owned()),
+            None,
+            "securepipe-session",
+        );
+        let base = self
+            .base
+            .to_builder()
+            .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
+                credentials,
+            ))
+            .build();
+        Self {
+            base,
+            settings: self.settings.clone(),
+            // Another identity: nothing learned about the operator's own carries over.
+            shared: Arc::default(),
+        }
+    }
+
     /// The configuration for `region`, sharing credentials, endpoints and HTTP client.
     pub(crate) fn sdk_config(&self, region: &str) -> SdkConfig {
         self.base

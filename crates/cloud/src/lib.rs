@@ -13,6 +13,7 @@ pub mod revocation;
 pub mod session_policy;
 pub mod session_tags;
 pub mod sts;
+pub mod worker_policy;
 
 pub use config::{Aws, AwsSettings};
 pub use failure::{Failure, FailureReason};

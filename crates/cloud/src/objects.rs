@@ -200,6 +200,30 @@ impl ObjectStore {
         Ok(entries)
     }
 
+    /// The current keys under `prefix`, at most `limit` of them (one ListObjectsV2 page of
+    /// `limit` keys, never a full listing), and whether more exist.
+    pub async fn list_keys_bounded(
+        &self,
+        prefix: &str,
+        limit: u16,
+    ) -> Result<(Vec<String>, bool), ObjectError> {
+        let output = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .max_keys(i32::from(limit))
+            .send()
+            .await
+            .map_err(|err| self.error("ListObjectsV2", prefix, &err))?;
+        let keys = output
+            .contents()
+            .iter()
+            .filter_map(|object| object.key().map(str::to_owned))
+            .collect();
+        Ok((keys, output.is_truncated() == Some(true)))
+    }
+
     /// The versions and delete markers of exactly `key`, the latest first.
     pub async fn versions_of(&self, key: &str) -> Result<Vec<ObjectVersion>, ObjectError> {
         let mut versions = self.list_versions(key).await?;

@@ -136,6 +136,12 @@ pub fn source_identity(namespace: &str, name: &str) -> String {
     names::bounded(&format!("{namespace}@{name}"), MAX_NAME_CHARS)
 }
 
+/// `RoleSessionName` of a TrainingPartition's extraction worker: `spw-<namespace>@<name>`,
+/// so CloudTrail tells the worker's calls from the ML team's.
+pub fn worker_session_name(namespace: &str, name: &str) -> String {
+    names::bounded(&format!("spw-{namespace}@{name}"), MAX_NAME_CHARS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,8 @@ use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use securepipe_cloud::Aws;
 
-use crate::controllers::SecretScope;
+use crate::controllers::TenantScope;
+use crate::controllers::extraction::WorkerSettings;
 use crate::controllers::grants::Grants;
 use crate::metrics::Metrics;
 
@@ -30,7 +31,9 @@ pub struct Context {
     /// The TenantGrants every reconcile checks before any AWS call.
     pub grants: Grants,
     /// Where the operator may write credentials Secrets (its RBAC).
-    pub secrets: SecretScope,
+    pub secrets: TenantScope,
+    /// How worker Jobs run (image, resources, limits).
+    pub worker: WorkerSettings,
 }
 
 impl Context {
@@ -46,14 +49,21 @@ impl Context {
             metrics,
             recorder,
             grants,
-            secrets: SecretScope::AllNamespaces,
+            secrets: TenantScope::AllNamespaces,
+            worker: WorkerSettings::default(),
         }
     }
 
     /// Narrows where credentials Secrets are written (and watched) to `secrets`.
     #[must_use]
-    pub fn with_secret_scope(mut self, secrets: SecretScope) -> Self {
+    pub fn with_tenant_scope(mut self, secrets: TenantScope) -> Self {
         self.secrets = secrets;
+        self
+    }
+
+    /// The same context running worker Jobs with `worker`.
+    pub fn with_worker(mut self, worker: WorkerSettings) -> Self {
+        self.worker = worker;
         self
     }
 

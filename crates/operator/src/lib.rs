@@ -26,4 +26,7 @@ pub mod managers {
     pub const REVOCATION: &str = "securepipe/revocation";
     /// A RetentionPolicy's status.
     pub const RETENTION: &str = "securepipe/retention-policy";
+    /// A TrainingPartition's extraction: its worker Secret and the extraction part of its
+    /// status.
+    pub const EXTRACTION: &str = "securepipe/extraction";
 }

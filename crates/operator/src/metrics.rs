@@ -29,6 +29,18 @@ pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QuarantineLabels {
+    /// One of the worker's fixed quarantine reasons, or `other`.
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    /// `Succeeded` or `Failed`.
+    pub result: &'static str,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -43,6 +55,12 @@ pub struct Metrics {
     pub assume_role_seconds: Histogram,
     pub credentials_expiring: Gauge,
     pub drift_corrections: Counter,
+    /// Raw samples shredded by worker Jobs (features verified, every raw version deleted).
+    pub samples_shredded: Counter,
+    /// Raw samples worker Jobs quarantined, by reason.
+    pub samples_quarantined: Family<QuarantineLabels, Counter>,
+    /// How long finished worker Jobs ran, by result.
+    pub extraction_job_seconds: Family<JobLabels, Histogram>,
     /// The objects counted in `credentials_expiring`.
     expiring: Mutex<HashSet<String>>,
 }
@@ -94,6 +112,26 @@ impl Metrics {
             "Owned lifecycle rules restored after drift",
             drift_corrections.clone(),
         );
+        let samples_shredded = Counter::default();
+        registry.register(
+            "samples_shredded",
+            "Raw samples worker Jobs turned into verified features and deleted",
+            samples_shredded.clone(),
+        );
+        let samples_quarantined = Family::<QuarantineLabels, Counter>::default();
+        registry.register(
+            "samples_quarantined",
+            "Raw samples worker Jobs quarantined (kept, never processed), by reason",
+            samples_quarantined.clone(),
+        );
+        let extraction_job_seconds = Family::<JobLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(1.0, 2.0, 14))
+        });
+        registry.register(
+            "extraction_job_seconds",
+            "How long finished worker Jobs ran, by result",
+            extraction_job_seconds.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -104,6 +142,9 @@ impl Metrics {
             assume_role_seconds,
             credentials_expiring,
             drift_corrections,
+            samples_shredded,
+            samples_quarantined,
+            extraction_job_seconds,
             expiring: Mutex::default(),
         }
     }
@@ -127,6 +168,27 @@ impl Metrics {
                 outcome,
             })
             .inc();
+    }
+
+    /// Counts a finished worker Job: its samples and how long it ran.
+    pub fn record_extraction(
+        &self,
+        totals: &crate::controllers::extraction::Totals,
+        seconds: Option<f64>,
+        succeeded: bool,
+    ) {
+        self.samples_shredded.inc_by(totals.shredded);
+        for (reason, count) in &totals.quarantined {
+            self.samples_quarantined
+                .get_or_create(&QuarantineLabels { reason })
+                .inc_by(*count);
+        }
+        if let Some(seconds) = seconds {
+            let result = if succeeded { "Succeeded" } else { "Failed" };
+            self.extraction_job_seconds
+                .get_or_create(&JobLabels { result })
+                .observe(seconds);
+        }
     }
 
     /// Marks `key` (namespace/name) as holding credentials inside their renewBefore window

@@ -14,8 +14,11 @@ use securepipe_cloud::{Aws, AwsSettings};
 use tokio_util::sync::CancellationToken;
 
 use crate::Context;
+use crate::controllers::extraction::WorkerSettings;
 use crate::controllers::grants::{GrantFeed, Grants};
-use crate::controllers::{SecretScope, WatchScope, retention_policy, training_partition};
+use crate::controllers::{
+    TenantScope, WatchScope, extraction, retention_policy, training_partition,
+};
 use crate::health::{self, Health};
 use crate::leader::{ElectionError, Elector, LeaseSettings};
 use crate::metrics::Metrics;
@@ -28,11 +31,13 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Settings {
     pub scope: WatchScope,
     /// Where credentials Secrets may be written and are watched (the operator's RBAC).
-    pub secrets: SecretScope,
+    pub secrets: TenantScope,
     pub listen: SocketAddr,
     /// `None` runs without leader election (the default: one replica only).
     pub lease: Option<LeaseSettings>,
     pub aws: AwsSettings,
+    /// How worker Jobs run.
+    pub worker: WorkerSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +80,8 @@ pub async fn run(client: Client, settings: Settings) -> Result<(), RunError> {
     let (grants, grant_feed) = Grants::new();
     let ctx = Arc::new(
         Context::new(client.clone(), aws, metrics, grants)
-            .with_secret_scope(settings.secrets.clone()),
+            .with_tenant_scope(settings.secrets.clone())
+            .with_worker(settings.worker.clone()),
     );
 
     if !wait_for_crds(&client, &settings.scope, &shutdown).await {
@@ -151,6 +157,7 @@ async fn run_controllers(
         }
         tokio::join!(
             training_partition::run(ctx.clone(), scope.clone(), shutdown.clone()),
+            extraction::run(ctx.clone(), scope.clone(), shutdown.clone()),
             retention_policy::run(ctx.clone(), scope.clone(), shutdown.clone()),
         );
     };

@@ -5,7 +5,7 @@ use securepipe_envelope::keyring::KeyringError;
 use securepipe_envelope::{DecryptError, RequiredContextError};
 
 /// The tag that marks a quarantined object; its value is a [`Reason`].
-pub const QUARANTINE_TAG: &str = "securepipe.io/quarantine";
+pub use securepipe_api::worker::QUARANTINE_TAG;
 
 /// Why an object is quarantined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,10 +1,12 @@
 //! `securepipe operator`: runs the TrainingPartition and RetentionPolicy controllers.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use securepipe_cloud::AwsSettings;
 use securepipe_cloud::revocation;
-use securepipe_operator::controllers::{SecretScope, WatchScope};
+use securepipe_operator::controllers::extraction::{DEFAULT_IMAGE, WorkerSettings};
+use securepipe_operator::controllers::{TenantScope, WatchScope};
 use securepipe_operator::leader::LeaseSettings;
 use securepipe_operator::runner::{self, RunError, Settings};
 
@@ -57,6 +59,82 @@ pub struct Args {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "SECUREPIPE_LOG_JSON")]
     log_json: bool,
+    #[command(flatten)]
+    worker: WorkerArgs,
+}
+
+/// How extraction worker Jobs run (the chart's `worker.*` values).
+#[derive(Debug, clap::Args)]
+struct WorkerArgs {
+    /// The worker image, unless a TrainingPartition names one in `spec.extraction.image`
+    /// (the chart passes the operator's own image).
+    #[arg(long, env = "SECUREPIPE_WORKER_IMAGE", default_value = DEFAULT_IMAGE)]
+    worker_image: String,
+    #[arg(long, env = "SECUREPIPE_WORKER_IMAGE_PULL_POLICY", default_value = "IfNotPresent",
+          value_parser = ["IfNotPresent", "Always", "Never"])]
+    worker_image_pull_policy: String,
+    /// Worker container CPU request (a quantity; empty for none).
+    #[arg(long, env = "SECUREPIPE_WORKER_CPU_REQUEST", default_value = "250m")]
+    worker_cpu_request: String,
+    #[arg(
+        long,
+        env = "SECUREPIPE_WORKER_MEMORY_REQUEST",
+        default_value = "256Mi"
+    )]
+    worker_memory_request: String,
+    #[arg(long, env = "SECUREPIPE_WORKER_CPU_LIMIT", default_value = "")]
+    worker_cpu_limit: String,
+    #[arg(long, env = "SECUREPIPE_WORKER_MEMORY_LIMIT", default_value = "1Gi")]
+    worker_memory_limit: String,
+    /// Pod failures a worker Job tolerates before it fails.
+    #[arg(long, env = "SECUREPIPE_WORKER_BACKOFF_LIMIT", default_value_t = 2,
+          value_parser = clap::value_parser!(i32).range(0..=100))]
+    worker_backoff_limit: i32,
+    /// The longest a worker Job runs (also cut to what is left of its session).
+    #[arg(long, env = "SECUREPIPE_WORKER_ACTIVE_DEADLINE_SECONDS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(60..=86400))]
+    worker_active_deadline_seconds: u64,
+    /// How long finished worker Jobs (and their Pods) are kept.
+    #[arg(long, env = "SECUREPIPE_WORKER_TTL_SECONDS_AFTER_FINISHED", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(0..=604800))]
+    worker_ttl_seconds_after_finished: u64,
+    /// Samples each worker Pod processes at once.
+    #[arg(long, env = "SECUREPIPE_WORKER_SAMPLES_IN_FLIGHT", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    worker_samples_in_flight: u16,
+    /// AWS_ENDPOINT_URL in worker Pods (an emulator, a VPC endpoint); unset on AWS.
+    #[arg(long, env = "SECUREPIPE_WORKER_AWS_ENDPOINT_URL")]
+    worker_aws_endpoint_url: Option<String>,
+}
+
+impl WorkerArgs {
+    fn settings(self, s3_force_path_style: bool) -> WorkerSettings {
+        let quantities = |pairs: [(&str, String); 2]| {
+            pairs
+                .into_iter()
+                .filter(|(_, value)| !value.is_empty())
+                .map(|(key, value)| (key.to_owned(), value))
+                .collect()
+        };
+        WorkerSettings {
+            image: self.worker_image,
+            image_pull_policy: self.worker_image_pull_policy,
+            requests: quantities([
+                ("cpu", self.worker_cpu_request),
+                ("memory", self.worker_memory_request),
+            ]),
+            limits: quantities([
+                ("cpu", self.worker_cpu_limit),
+                ("memory", self.worker_memory_limit),
+            ]),
+            backoff_limit: self.worker_backoff_limit,
+            active_deadline: Duration::from_secs(self.worker_active_deadline_seconds),
+            ttl_after_finished: Duration::from_secs(self.worker_ttl_seconds_after_finished),
+            samples_in_flight: self.worker_samples_in_flight,
+            aws_endpoint_url: self.worker_aws_endpoint_url.filter(|url| !url.is_empty()),
+            s3_force_path_style,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +159,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             .namespace
             .map_or(WatchScope::AllNamespaces, WatchScope::Namespace);
         let settings = Settings {
-            secrets: SecretScope::new(&scope, args.secret_namespaces.as_deref()),
+            secrets: TenantScope::new(&scope, args.secret_namespaces.as_deref()),
             scope,
             listen: args.listen,
             lease: args
@@ -91,6 +169,7 @@ pub fn run(args: Args) -> Result<(), Error> {
                 s3_force_path_style: args.s3_force_path_style,
                 revoker_role_arns: args.revoker_role_arn,
             },
+            worker: args.worker.settings(args.s3_force_path_style),
         };
         runner::run(client, settings).await?;
         Ok(())

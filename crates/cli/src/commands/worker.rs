@@ -67,3 +67,46 @@ fn init_logging(json: bool) {
         builder.init();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The summary line is the contract with the operator (`securepipe_api::worker`).
+
+    use securepipe_api::worker::{QUARANTINE_REASONS, SummaryReport};
+    use securepipe_worker::quarantine::Reason;
+
+    use super::*;
+
+    #[test]
+    fn the_operator_reads_back_every_field_of_the_summary_line() {
+        let summary = Summary {
+            listed: 9,
+            shredded: 6,
+            already_done: 1,
+            quarantined: [("truncated", 2)].into_iter().collect(),
+            still_quarantined: 1,
+            failed: 1,
+            attestation_key: Some("audit/p/run.json".to_owned()),
+        };
+        let report: SummaryReport =
+            serde_json::from_str(&summary_line(&summary)).expect("the operator parses it");
+        assert_eq!(
+            report,
+            SummaryReport {
+                listed: 9,
+                shredded: 6,
+                already_done: 1,
+                quarantined: [("truncated".to_owned(), 2)].into_iter().collect(),
+                still_quarantined: 1,
+                failed: 1,
+                attestation_key: Some("audit/p/run.json".to_owned()),
+            }
+        );
+    }
+
+    #[test]
+    fn the_operator_knows_every_quarantine_reason() {
+        let worker: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(worker, QUARANTINE_REASONS);
+    }
+}

@@ -8,6 +8,12 @@ pub const CREDENTIALS_RENEWED: &str = "CredentialsRenewed";
 pub const SESSIONS_REVOKED: &str = "SessionsRevoked";
 pub const REVOCATION_FAILED: &str = "RevocationFailed";
 
+// TrainingPartition extraction
+pub const WORKER_CREDENTIALS_ISSUED: &str = "WorkerCredentialsIssued";
+pub const EXTRACTION_STARTED: &str = "ExtractionStarted";
+pub const SAMPLES_SHREDDED: &str = "SamplesShredded";
+pub const SAMPLES_QUARANTINED: &str = "SamplesQuarantined";
+
 // RetentionPolicy
 pub const RULES_APPLIED: &str = "RulesApplied";
 pub const DRIFT_CORRECTED: &str = "DriftCorrected";

@@ -4,6 +4,7 @@
 
 mod error;
 pub mod events;
+pub mod extraction;
 pub mod grants;
 pub mod retention_policy;
 mod status_patch;
@@ -15,8 +16,9 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::hash::Hash;
 
-use futures::FutureExt;
+use futures::{FutureExt, Stream, StreamExt};
 use kube::runtime::reflector::Store;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
@@ -51,28 +53,29 @@ mod tests {
     #[test]
     fn secret_access_is_everywhere_only_when_no_list_is_given() {
         let all = WatchScope::AllNamespaces;
-        assert_eq!(SecretScope::new(&all, None), SecretScope::AllNamespaces);
-        let listed = SecretScope::new(&all, Some("team-a, team-b,"));
+        assert_eq!(TenantScope::new(&all, None), TenantScope::AllNamespaces);
+        let listed = TenantScope::new(&all, Some("team-a, team-b,"));
         assert!(listed.allows("team-a") && listed.allows("team-b"));
         assert!(!listed.allows("team-c"));
-        assert!(!SecretScope::new(&all, Some("")).allows("team-a"));
+        assert!(!TenantScope::new(&all, Some("")).allows("team-a"));
         let one = WatchScope::Namespace("team-a".to_owned());
-        assert!(SecretScope::new(&one, None).allows("team-a"));
-        assert!(!SecretScope::new(&one, None).allows("team-b"));
-        assert!(!SecretScope::new(&one, Some("team-b")).allows("team-a"));
+        assert!(TenantScope::new(&one, None).allows("team-a"));
+        assert!(!TenantScope::new(&one, None).allows("team-b"));
+        assert!(!TenantScope::new(&one, Some("team-b")).allows("team-a"));
     }
 }
 
-/// Where the operator may read and write Secrets, as its RBAC grants it: every namespace
-/// (a ClusterRoleBinding, the chart's `rbac.clusterWideSecrets`), or the tenant
-/// namespaces only (a RoleBinding in each, the chart's `rbac.tenantNamespaces`).
+/// Where the operator may work inside namespaces (the credentials Secrets, the worker Jobs
+/// and their Pods), as its RBAC grants it: every namespace (a ClusterRoleBinding, the
+/// chart's `rbac.clusterWideSecrets`), or the tenant namespaces only (a RoleBinding of the
+/// tenant role in each, the chart's `rbac.tenantNamespaces`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SecretScope {
+pub enum TenantScope {
     AllNamespaces,
     Namespaces(BTreeSet<String>),
 }
 
-impl SecretScope {
+impl TenantScope {
     /// The scope of `--secret-namespaces`: absent, every namespace; otherwise the listed
     /// ones (comma-separated; empty: none). Watching one namespace narrows it to that one.
     pub fn new(watch: &WatchScope, listed: Option<&str>) -> Self {
@@ -99,6 +102,36 @@ impl SecretScope {
             Self::AllNamespaces => true,
             Self::Namespaces(namespaces) => namespaces.contains(namespace),
         }
+    }
+}
+
+impl TenantScope {
+    /// Changes to the `K`s that `config` selects, watched where the operator may read
+    /// them. With the tenant role bound in listed namespaces only, a cluster-wide watch
+    /// would be forbidden, so each tenant namespace gets its own watch.
+    pub fn watch<K>(
+        &self,
+        client: &Client,
+        scope: &WatchScope,
+        config: watcher::Config,
+    ) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+        K: Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+    {
+        let apis: Vec<Api<K>> = match (scope, self) {
+            (_, Self::AllNamespaces) => vec![scope.api(client.clone())],
+            (_, Self::Namespaces(namespaces)) => namespaces
+                .iter()
+                .map(|namespace| Api::namespaced(client.clone(), namespace))
+                .collect(),
+        };
+        futures::stream::select_all(apis.into_iter().map(move |api| {
+            watcher(api, config.clone())
+                .default_backoff()
+                .touched_objects()
+                .boxed()
+        }))
     }
 }
 

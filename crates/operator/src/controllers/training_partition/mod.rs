@@ -1,21 +1,20 @@
 //! The TrainingPartition controller: prefix-scoped STS credentials in an owned Secret,
 //! renewed before they expire, revocable on delete.
 
-mod plan;
+pub(crate) mod plan;
 mod reconcile;
-mod renewal;
-mod revoke;
-mod secret;
+pub(crate) mod renewal;
+pub(crate) mod revoke;
+pub(crate) mod secret;
 mod status;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
 use kube::runtime::controller::Config;
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::{Controller, watcher};
 use securepipe_api::TrainingPartition;
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +23,7 @@ pub use secret::{
     ANNOTATION_EXPIRES_AT, ANNOTATION_SESSION_NAME, LABEL_MANAGED_BY, LABEL_PARTITION, MOUNT_PATH,
 };
 
-use super::{SecretScope, WatchScope};
+use super::WatchScope;
 use crate::Context;
 
 /// The controller label in metrics and logs.
@@ -42,7 +41,13 @@ pub async fn run(ctx: Arc<Context>, scope: WatchScope, shutdown: CancellationTok
         .concurrency(64)
         .debounce(Duration::from_millis(250));
     let controller = Controller::new(partitions, watcher::Config::default().any_semantic())
-        .owns_stream(owned_secrets(&ctx, &scope))
+        // Only the Secrets securepipe wrote: the watch, and memory, stay small on busy
+        // clusters.
+        .owns_stream(ctx.secrets.watch::<Secret>(
+            &ctx.client,
+            &scope,
+            watcher::Config::default().labels(&secret::managed_selector()),
+        ))
         // A grant added, changed or removed may change any verdict.
         .reconcile_all_on(ctx.grants.changes())
         .with_config(config)
@@ -56,33 +61,4 @@ pub async fn run(ctx: Arc<Context>, scope: WatchScope, shutdown: CancellationTok
             }
         });
     super::drive(running, store, &shutdown).await;
-}
-
-/// Changes to the Secrets securepipe wrote (only those: the watch, and memory, stay small
-/// on busy clusters), watched where the operator may read Secrets. With Secret access in
-/// the tenant namespaces only, a cluster-wide watch would be forbidden, so each tenant
-/// namespace gets its own watch.
-fn owned_secrets(
-    ctx: &Context,
-    scope: &WatchScope,
-) -> impl Stream<Item = Result<Secret, watcher::Error>> + Send + 'static {
-    let owned = watcher::Config::default().labels(&secret::managed_selector());
-    let apis: Vec<Api<Secret>> = match (scope, &ctx.secrets) {
-        (WatchScope::AllNamespaces, SecretScope::AllNamespaces) => {
-            vec![Api::all(ctx.client.clone())]
-        }
-        (WatchScope::Namespace(_), SecretScope::AllNamespaces) => {
-            vec![scope.api(ctx.client.clone())]
-        }
-        (_, SecretScope::Namespaces(namespaces)) => namespaces
-            .iter()
-            .map(|namespace| Api::namespaced(ctx.client.clone(), namespace))
-            .collect(),
-    };
-    futures::stream::select_all(apis.into_iter().map(move |api| {
-        watcher(api, owned.clone())
-            .default_backoff()
-            .touched_objects()
-            .boxed()
-    }))
 }

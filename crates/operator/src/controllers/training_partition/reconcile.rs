@@ -507,8 +507,9 @@ impl<'a> Run<'a> {
     /// Applies the credentials part of the status when it differs from the current one.
     async fn write_status(&self, outcome: &status::Outcome<'_>) -> Result<(), Error> {
         let current = status::owned(self.tp.status.as_ref());
+        // The whole status: `Degraded` also follows the extraction concern's condition.
         let next = status::next(
-            Some(&current),
+            self.tp.status.as_ref(),
             self.tp.meta().generation,
             outcome,
             Timestamp::now(),
@@ -1006,9 +1007,9 @@ maxDuration: 12h
         let (client, server) = mock_client();
         let aws = Aws::with_endpoint("http://127.0.0.1:9", "eu-west-1", AwsSettings::default());
         let grants = crate::controllers::grants::holding(&[grant]);
-        let scope = crate::controllers::SecretScope::Namespaces(["team-b".to_owned()].into());
+        let scope = crate::controllers::TenantScope::Namespaces(["team-b".to_owned()].into());
         let ctx = Context::new(client, aws, Arc::new(Metrics::new()), grants);
-        (Arc::new(ctx.with_secret_scope(scope)), server)
+        (Arc::new(ctx.with_tenant_scope(scope)), server)
     }
 
     #[tokio::test]

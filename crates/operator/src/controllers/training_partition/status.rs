@@ -67,6 +67,12 @@ pub fn next(
     outcome: &Outcome<'_>,
     now: jiff::Timestamp,
 ) -> TrainingPartitionStatus {
+    let extraction_failure = current
+        .and_then(|c| crate::controllers::extraction::failure(&c.conditions))
+        .map(|c| (c.reason.clone(), c.message.clone()));
+    let extraction_failure = extraction_failure
+        .as_ref()
+        .map(|(reason, message)| (reason.as_str(), message.clone()));
     let mut status = owned(current);
     status.observed_generation = generation;
     let now_time = Time(now);
@@ -100,18 +106,37 @@ pub fn next(
                 reasons::ISSUED,
                 format!("session {} valid until {expires}", held.session_name),
             );
-            set(
-                types::DEGRADED,
-                Status::False,
-                reasons::AS_EXPECTED,
-                String::new(),
-            );
-            set(
-                types::STALLED,
-                Status::False,
-                reasons::AS_EXPECTED,
-                String::new(),
-            );
+            // Extraction reports its failures in `Extracting`; Degraded and Stalled follow
+            // them (one writer for both).
+            match extraction_failure {
+                Some((reason, message)) => {
+                    set(types::DEGRADED, Status::True, reason, message.clone());
+                    if crate::controllers::extraction::needs_someone(reason) {
+                        set(types::STALLED, Status::True, reason, message);
+                    } else {
+                        set(
+                            types::STALLED,
+                            Status::False,
+                            reasons::RETRYING,
+                            format!("{reason}: retrying"),
+                        );
+                    }
+                }
+                None => {
+                    set(
+                        types::DEGRADED,
+                        Status::False,
+                        reasons::AS_EXPECTED,
+                        String::new(),
+                    );
+                    set(
+                        types::STALLED,
+                        Status::False,
+                        reasons::AS_EXPECTED,
+                        String::new(),
+                    );
+                }
+            }
         }
         Outcome::Failed {
             reason,
@@ -276,6 +301,42 @@ mod tests {
             "2026-11-23T10:05:00Z".parse().unwrap(),
         );
         assert_eq!(again, mine);
+    }
+
+    #[test]
+    fn degraded_follows_a_failed_extraction_while_the_credentials_are_fine() {
+        let held = held();
+        let valid = Outcome::Valid {
+            secret_name: "speech-aws",
+            held: &held,
+        };
+        let now: jiff::Timestamp = "2026-11-23T10:00:01Z".parse().unwrap();
+        let mut current = next(None, Some(1), &valid, now);
+        for (reason, degraded) in [("JobFailed", "True"), ("JobRunning", "False")] {
+            condition::set(
+                &mut current.conditions,
+                Desired {
+                    type_: types::EXTRACTING,
+                    status: if reason == "JobRunning" {
+                        Status::True
+                    } else {
+                        Status::False
+                    },
+                    reason,
+                    message: format!("Job speech-shred-abcde: {reason}"),
+                },
+                Some(1),
+                Time(now),
+            );
+            let status = next(Some(&current), Some(1), &valid, now);
+            let found = condition(&status, "Degraded");
+            assert_eq!(found.status, degraded, "{reason}");
+            if degraded == "True" {
+                assert_eq!(found.reason, "JobFailed");
+                assert!(found.message.contains("speech-shred-abcde"));
+            }
+            assert_eq!(condition(&status, "Ready").status, "True");
+        }
     }
 
     #[test]

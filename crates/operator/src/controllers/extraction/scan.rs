@@ -1,0 +1,104 @@
+//! The scan: with the worker's own session (never the operator's identity), one bounded
+//! listing of the partition's raw folder, and the quarantine tag of what it found, so a
+//! sample the worker set aside is not counted as pending forever.
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use securepipe_api::condition::reasons;
+use securepipe_api::worker::QUARANTINE_TAG;
+use securepipe_cloud::objects::{ObjectError, ObjectStore};
+use zeroize::Zeroizing;
+
+use crate::Context;
+
+/// Keys listed per scan: more than this is reported as "at least this many".
+pub const LIMIT: u16 = 1000;
+/// Tag reads in flight at once.
+const TAG_READS: usize = 8;
+
+/// What a scan found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pending {
+    /// Raw samples waiting (quarantined ones not counted), at most [`LIMIT`].
+    pub count: i64,
+    /// More keys exist than one listing returned: `count` is a lower bound.
+    pub capped: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("the worker Secret {0} holds no usable credentials")]
+    NoCredentials(String),
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+}
+
+impl ScanError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::NoCredentials(_) => reasons::NO_WORKER_CREDENTIALS,
+            Self::Object(err) => err.reason().as_str(),
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::NoCredentials(_) => true,
+            Self::Object(err) => err.is_transient(),
+        }
+    }
+}
+
+/// Counts the raw samples waiting under `folder` of `bucket`, as the session in `secret`.
+pub async fn pending(
+    ctx: &Context,
+    secret: &Secret,
+    region: &str,
+    bucket: &str,
+    folder: &str,
+) -> Result<Pending, ScanError> {
+    let secret_name = secret.metadata.name.clone().unwrap_or_default();
+    let value = |key: &str| {
+        secret
+            .data
+            .as_ref()
+            .and_then(|data| data.get(key))
+            .and_then(|bytes| String::from_utf8(bytes.0.clone()).ok())
+            .map(Zeroizing::new)
+    };
+    let (Some(id), Some(key), Some(token)) = (
+        value("AWS_ACCESS_KEY_ID"),
+        value("AWS_SECRET_ACCESS_KEY"),
+        value("AWS_SESSION_TOKEN"),
+    ) else {
+        return Err(ScanError::NoCredentials(secret_name));
+    };
+    let aws = ctx.aws.with_session(&id, &key, &token);
+    let store = ObjectStore::new(&aws, region, bucket);
+    // One page one key larger than the limit tells "exactly 1000" from "more".
+    let (keys, truncated) = store.list_keys_bounded(folder, LIMIT).await?;
+    if truncated {
+        // A full page is pending work however many of it are quarantined: the Job skips
+        // those, and tag reads for a thousand keys every interval would cost more.
+        return Ok(Pending {
+            count: i64::from(LIMIT),
+            capped: true,
+        });
+    }
+    let quarantined: Vec<bool> = futures::stream::iter(keys)
+        .map(|key| {
+            let store = store.clone();
+            async move {
+                let tags = store.tags(&key, None).await?;
+                Ok::<_, ObjectError>(tags.contains_key(QUARANTINE_TAG))
+            }
+        })
+        .buffer_unordered(TAG_READS)
+        .try_collect()
+        .await?;
+    let waiting = quarantined.iter().filter(|q| !**q).count();
+    Ok(Pending {
+        count: i64::try_from(waiting).unwrap_or(i64::MAX),
+        capped: false,
+    })
+}
