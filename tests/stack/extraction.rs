@@ -483,15 +483,6 @@ async fn pending_samples_are_shredded_by_one_restricted_job_on_the_node() {
         job_name.starts_with(&format!("{NAME}-shred-")),
         "{job_name}"
     );
-    // While it runs (a health case only when seen: the Job may be quicker than a poll).
-    if let Some(("True", "JobRunning")) = world
-        .condition("Extracting")
-        .await
-        .as_ref()
-        .map(|(s, r, _)| (s.as_str(), r.as_str()))
-    {
-        world.health_case("extraction-job-running").await;
-    }
     let tp = world.partition().await;
     let owner = &job.owner_references()[0];
     assert_eq!(owner.kind, "TrainingPartition");
@@ -1189,5 +1180,27 @@ async fn a_spec_change_keeps_the_running_job_and_disabling_starts_none() {
         1,
         "the new sample waits"
     );
+    world.operator.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack with its node (tests/env/up.sh, make node-images); make test runs it"]
+async fn a_job_whose_pod_cannot_start_is_reported_running_and_blocks_a_second() {
+    let world = world("extract-stuck", PodLink::Relay).await;
+    world.upload_samples(1).await;
+    // An image the node does not have, never pulled: the Pod waits, the Job stays active.
+    world
+        .apply("    image: securepipe.invalid/absent:never\n", "{}")
+        .await;
+    let job = the_one_job(&world).await;
+    world
+        .wait_condition("Extracting", "True", "JobRunning", Duration::from_secs(30))
+        .await;
+    world.health_case("extraction-job-running").await;
+    // Another interval passes: still one Job.
+    tokio::time::sleep(Duration::from_secs(12)).await; // INTERVAL and a margin
+    let jobs = world.worker_jobs().await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0].name_any(), job.name_any());
     world.operator.stop().await;
 }

@@ -698,6 +698,12 @@ async fn revoke_on_delete_in_another_account_without_a_revoker_is_refused() {
     .await;
     let (reason, message) = t.wait_ready("remote", "False").await;
     assert_eq!(reason, "RevokerMissing", "{message}");
+    health_case(
+        "revoker-missing",
+        &t.get("remote").await,
+        Health::Degraded,
+        Message::Condition("Stalled"),
+    );
     for part in [
         format!("TrainingPartition {}/remote", t.namespace),
         "111122223333".to_owned(),
@@ -802,5 +808,34 @@ async fn a_revoker_role_writes_the_deny_in_the_other_account() {
     let cutoff = cutoff_in(&policies, &uid)
         .unwrap_or_else(|| panic!("no deny for UID {uid} in account {ACCOUNT}: {policies:?}"));
     assert!(cutoff > issued, "cut-off {cutoff} <= issued {issued}");
+    t.operator.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
+async fn a_granted_namespace_the_operator_does_not_serve_gets_nothing() {
+    // The tenant role is bound in this namespace (as for every suite), but the operator is
+    // told it serves another one only: it must not try, and must say why.
+    let t = tenant_with_args("tenancy-unserved", |_| {
+        vec!["--secret-namespaces=securepipe-elsewhere".to_owned()]
+    })
+    .await;
+    grant_suites(&t.client, &t.namespace).await;
+    t.apply("voice", "").await;
+    let (reason, message) = t.wait_ready("voice", "False").await;
+    assert_eq!(reason, "NamespaceNotServed", "{message}");
+    assert!(message.contains(&t.namespace), "{message}");
+    health_case(
+        "namespace-not-served",
+        &t.get("voice").await,
+        Health::Degraded,
+        Message::Condition("Stalled"),
+    );
+    assert!(t.secret("voice-aws").await.is_none());
+    assert_eq!(
+        assume_role_count(&t.session_name("voice")).await,
+        0,
+        "STS saw an AssumeRole for a namespace the operator does not serve"
+    );
     t.operator.stop().await;
 }
