@@ -28,7 +28,6 @@ const kstatusWithoutStatus = status.CurrentStatus
 // Reasons the operator can set that no stack suite produces yet, and why. A reason
 // leaves this list when a suite records a case for it (the test fails until it does).
 var pendingReasons = map[string]string{
-	"PolicyTooLarge":      "admission's length limits keep a session policy near 1,700 of STS's 2,048 characters; only an older CRD lets one through",
 	"NoWorkerCredentials": "only when the worker Secret vanishes between the operator minting it and scanning with it; the next reconcile mints again",
 }
 

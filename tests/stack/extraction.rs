@@ -22,7 +22,9 @@ use kube::{Client, ResourceExt};
 use securepipe_api::TrainingPartition;
 use securepipe_tests::aws_link::AwsLink;
 use securepipe_tests::gitops::{Health, Message, health_case};
-use securepipe_tests::localstack::{create_role, inline_policies, recorded_sts_session};
+use securepipe_tests::localstack::{
+    assume_role_count, create_role, inline_policies, recorded_sts_session,
+};
 use securepipe_tests::operator::{OperatorProcess, securepipe_binary};
 use securepipe_tests::{
     FIELD_MANAGER, client, eventually, fresh_namespace, install_crds, suite_grant_name,
@@ -1202,5 +1204,69 @@ async fn a_job_whose_pod_cannot_start_is_reported_running_and_blocks_a_second() 
     let jobs = world.worker_jobs().await;
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert_eq!(jobs[0].name_any(), job.name_any());
+    world.operator.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack with its node (tests/env/up.sh, make node-images); make test runs it"]
+async fn a_worker_policy_over_the_sts_limit_is_refused_before_minting() {
+    let world = world("extract-large", PodLink::Relay).await;
+    // A raw prefix admission accepts (512 characters at most) that the worker policy names
+    // twice: with the other folders and the key, more than STS's 2,048 characters.
+    let raw = format!("ingestion/{}/", "r".repeat(480));
+    let grant = json!({
+        "apiVersion": "securepipe.io/v1alpha1",
+        "kind": "TenantGrant",
+        "metadata": {"name": suite_grant_name(&world.namespace)},
+        "spec": {"extraction": {"kmsKeyArns": [world.kms_key_arn], "rawPrefixes": [raw]}},
+    });
+    Api::<securepipe_api::tenant_grant::TenantGrant>::all(world.client.clone())
+        .patch(
+            &suite_grant_name(&world.namespace),
+            &PatchParams::apply("securepipe-tests-extraction").force(),
+            &Patch::Apply(&grant),
+        )
+        .await
+        .expect("grant the long raw prefix");
+    let yaml = format!(
+        "apiVersion: securepipe.io/v1alpha1\nkind: TrainingPartition\nmetadata: {{name: {NAME}}}\nspec:\n  bucket: {bucket}\n  region: us-east-1\n  roleArn: {role}\n  rawPrefix: {raw}\n  extraction:\n    enabled: true\n    kmsKeyArn: {key}\n    interval: {INTERVAL}\n",
+        bucket = world.bucket,
+        role = world.role_arn,
+        key = world.kms_key_arn,
+    );
+    let tp: TrainingPartition = serde_yaml::from_str(&yaml).expect("TrainingPartition YAML");
+    world
+        .partitions()
+        .patch(
+            NAME,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&tp),
+        )
+        .await
+        .expect("apply TrainingPartition");
+    world
+        .wait_condition(
+            "Extracting",
+            "False",
+            "PolicyTooLarge",
+            Duration::from_secs(30),
+        )
+        .await;
+    let (_, _, message) = world.condition("Extracting").await.unwrap_or_default();
+    assert!(message.contains("2048") || message.contains("2,048"), "{message}");
+    let tp = world.partition().await;
+    health_case(
+        "extraction-policy-too-large",
+        &tp,
+        Health::Degraded,
+        Message::Condition("Stalled"),
+    );
+    // Refused before STS: no worker session, no Secret, no Job; the ML session is minted.
+    assert_eq!(
+        assume_role_count(&format!("spw-{}@{NAME}", world.namespace)).await,
+        0
+    );
+    assert!(world.secrets().get_opt(&format!("{NAME}-worker-aws")).await.ok().flatten().is_none());
+    assert!(world.worker_jobs().await.is_empty());
     world.operator.stop().await;
 }
