@@ -1254,6 +1254,10 @@ async fn a_worker_policy_over_the_sts_limit_is_refused_before_minting() {
         .await;
     let (_, _, message) = world.condition("Extracting").await.unwrap_or_default();
     assert!(message.contains("2048") || message.contains("2,048"), "{message}");
+    // Only someone can fix it: the credentials side reports it too, Stalled.
+    world
+        .wait_condition("Stalled", "True", "PolicyTooLarge", Duration::from_secs(30))
+        .await;
     let tp = world.partition().await;
     health_case(
         "extraction-policy-too-large",
