@@ -1,6 +1,7 @@
 //! Plaintext WAV bytes → `.npy` bytes, through exactly the calls `securepipe features`
-//! makes (decode at the file's own rate, the extractor with these options, `write_npy`), so
-//! the object equals that command's file byte for byte. CPU-bound: run on a blocking thread.
+//! makes (decode at the file's own rate — `decode_wav`, the in-memory form of the command's
+//! `read_wav` —, the extractor with these options, `write_npy`), so the object equals that
+//! command's file byte for byte. CPU-bound: run on a blocking thread.
 //!
 //! Each blocking thread keeps one extractor (FFT plans, window, filter bank, DCT, buffers) and
 //! reuses it for every sample with the same parameters: planning per sample cost more than a
