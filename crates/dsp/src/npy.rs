@@ -7,8 +7,9 @@ use crate::extractor::FeatureMatrix;
 const MAGIC: &[u8] = b"\x93NUMPY\x01\x00";
 /// Magic, version and header length precede the header text; the total is padded to this.
 const ALIGN: usize = 64;
-/// Values are encoded this many bytes at a time (as large as a `BufWriter`'s buffer).
-const CHUNK_BYTES: usize = 8192;
+/// Values are encoded this many bytes at a time (on the stack; larger than a `BufWriter`'s
+/// buffer, so a file gets few large writes).
+const CHUNK_BYTES: usize = 65_536;
 
 /// Writes `features` as a `.npy` array of dtype `<f4` and shape `(rows, frames)`, as
 /// `numpy.save` would (so `numpy.load` returns an equal array).
@@ -72,7 +73,7 @@ mod tests {
 
     #[test]
     fn data_longer_than_one_chunk_is_encoded_whole() {
-        let signal: Vec<f32> = (0..200_000)
+        let signal: Vec<f32> = (0..1_000_000)
             .map(|i| ((i * 31) % 97) as f32 / 97.0 - 0.5)
             .collect();
         let features = FeatureExtractor::new(FeatureParams::new(8_000))
