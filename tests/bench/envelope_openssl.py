@@ -3,14 +3,24 @@ thread, for tests/bench/envelope.sh. Prints the same tab-separated lines as the 
 `name  size_bytes  best_GB/s  median_GB/s  runs`.
 
 Usage: envelope_openssl.py SIZE_MIB...
+       envelope_openssl.py --primitives SIZE_MIB...
+
+With --primitives: OpenSSL's SHA-384 (hashlib) as the same GB/s lines, and one ECDSA P-384
+verification of a prehashed message (`cryptography`) as a `name  0  best_us  median_us  runs`
+line, the peers of the Rust bench's --primitives lines.
 """
 
 import os
 import sys
 import time
 
+import hashlib
+
 import cryptography
 from cryptography.hazmat.backends.openssl import backend
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 MIN_TIME = 2.0
@@ -19,7 +29,7 @@ FRAME = 4096
 TAG = 16
 
 
-def measure(name, size, run):
+def timed(run):
     run()  # warm-up
     times = []
     start = time.perf_counter()
@@ -28,6 +38,11 @@ def measure(name, size, run):
         run()
         times.append(time.perf_counter() - t)
     times.sort()
+    return times
+
+
+def measure(name, size, run):
+    times = timed(run)
     gbps = lambda secs: size / secs / 1e9
     print(
         "%s\t%d\t%.3f\t%.3f\t%d"
@@ -36,7 +51,28 @@ def measure(name, size, run):
     )
 
 
+def primitives(sizes):
+    version = backend.openssl_version_text()
+    for mib in sizes:
+        size = mib << 20
+        message = (bytes(range(251)) * (size // 251 + 1))[:size]
+        measure("SHA-384 OpenSSL (hashlib, %s)" % version, size,
+                lambda: hashlib.sha384(message).digest())
+    key = ec.generate_private_key(ec.SECP384R1())
+    prehash = hashlib.sha384(b"header and body").digest()
+    algorithm = ec.ECDSA(Prehashed(hashes.SHA384()))
+    signature = key.sign(prehash, algorithm)
+    public = key.public_key()
+    times = timed(lambda: public.verify(signature, prehash, algorithm))
+    print("ECDSA P-384 verify, prehashed: OpenSSL (cryptography %s)\t0\t%.1f\t%.1f\t%d"
+          % (cryptography.__version__, times[0] * 1e6, times[len(times) // 2] * 1e6, len(times)),
+          flush=True)
+
+
 def main():
+    if sys.argv[1] == "--primitives":
+        primitives(map(int, sys.argv[2:]))
+        return
     version = "%s, %s" % (cryptography.__version__, backend.openssl_version_text())
     aead = AESGCM(bytes([3]) * 32)
     nonce = bytes([1]) * 12

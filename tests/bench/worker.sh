@@ -49,10 +49,13 @@ measure() {
     read -r wall user sys rss <"$work/$name.time"
     echo "$name $wall $(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }') $rss" >>"$work/results"
 }
+# The machine may be shared: the ratios within this one run are what counts; say the load.
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(getconf _NPROCESSORS_ONLN) CPUs"
 measure worker "$bin" worker --bucket "$bucket" --region "${AWS_REGION:-us-east-1}" --partition worker \
     --kms-key-arn "$arn" --parallelism "$parallelism" --s3-force-path-style --log-json
 measure peer "$py" tests/bench/worker/peer.py "$bucket" peer "$arn" "$parallelism"
 measure nowork "$py" tests/bench/worker/peer.py "$bucket" nowork "$arn" "$parallelism" --no-work
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "worker summary: $(tail -1 "$work/worker.out")"
 
 printf '%-8s %9s %10s %14s %12s\n' client "wall s" objects/s "CPU s/object" "peak RSS MiB"

@@ -270,7 +270,11 @@ impl ObjectStore {
                     message: format!("reading the body failed: {err}"),
                 },
             })?
-            .to_vec();
+            // `AggregatedBytes::to_vec` copies byte by byte (an iterator over every byte of
+            // every chunk): ~0.5 ms per 300 KB object, 7% of the worker's CPU. `into_bytes`
+            // copies chunk by chunk (or not at all for one chunk).
+            .into_bytes();
+        let bytes = Vec::from(bytes);
         Ok(Fetched { bytes, tag_count })
     }
 

@@ -1,7 +1,8 @@
 //! WAV decoding to a mono `f32` signal, sample for sample what
 //! `librosa.to_mono(soundfile.read(f, dtype='float32')[0].T)` gives.
 
-use std::io::Cursor;
+use std::cell::Cell;
+use std::io::{ErrorKind, Read};
 
 use hound::{SampleFormat, WavReader};
 use zeroize::Zeroize;
@@ -39,95 +40,175 @@ pub enum DecodeError {
 /// Integers are scaled as libsndfile does for float output: `x / 2^(bits - 1)`, with 8-bit data
 /// (unsigned in WAV) centred first; 32-bit values are rounded to `f32` before scaling.
 pub fn decode_wav(bytes: &[u8]) -> Result<Audio, DecodeError> {
-    let spec = WavReader::new(bytes)?.spec();
-    let supported = match spec.sample_format {
-        SampleFormat::Int => matches!(spec.bits_per_sample, 8 | 16 | 24 | 32),
-        SampleFormat::Float => spec.bits_per_sample == 32,
-    };
-    let container = container_bits(bytes, &spec)?;
-    if !supported || container != spec.bits_per_sample {
-        return Err(DecodeError::Unsupported {
-            kind: match spec.sample_format {
-                SampleFormat::Int => "integer",
-                SampleFormat::Float => "float",
-            },
-            bits: spec.bits_per_sample,
-            container,
-        });
-    }
-
-    let interleaved = decode_samples(bytes, &spec)?;
-    Ok(Audio {
-        sample_rate: spec.sample_rate,
-        channels: spec.channels,
-        samples: downmix(interleaved, usize::from(spec.channels)),
-    })
+    let mut rest = bytes;
+    let (layout, first) = Layout::read(&mut rest)?;
+    let data = rest.get(..layout.rest_bytes()).ok_or_else(short_data)?;
+    let mut interleaved = Vec::with_capacity(layout.count);
+    interleaved.extend(first);
+    layout.convert(data, &mut interleaved);
+    Ok(layout.into_audio(interleaved))
 }
 
-/// Every sample of the data chunk, converted in one pass over the bytes (hound's per-sample
-/// reader cost more than the FFTs). Same values as hound's `samples::<i32>()` (`<f32>` for
-/// float) scaled as above; a data chunk shorter than its declared length is an error.
-fn decode_samples(bytes: &[u8], spec: &hound::WavSpec) -> Result<Vec<f32>, DecodeError> {
-    let mut cursor = Cursor::new(bytes);
-    let reader = WavReader::new(&mut cursor)?;
-    let count = reader.len() as usize;
-    let start = usize::try_from(reader.into_inner().position()).unwrap_or(usize::MAX);
-    let width = usize::from(spec.bits_per_sample / 8);
-    let data = count
-        .checked_mul(width)
-        .and_then(|len| bytes.get(start..start.checked_add(len)?))
-        .ok_or_else(|| {
-            hound::Error::IoError(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the data chunk is shorter than its declared length",
-            ))
+/// [`decode_wav`] of a WAV file read from `reader` (a file, say): the data chunk is converted
+/// as it is read, so the file's bytes are never all in memory.
+pub fn read_wav(mut reader: impl Read) -> Result<Audio, DecodeError> {
+    let (layout, first) = Layout::read(&mut reader)?;
+    // The header's sample count is not trusted for the allocation: a short file ends early.
+    let mut interleaved = Vec::with_capacity(layout.count.min(READ_PREALLOCATION));
+    interleaved.extend(first);
+    let mut buffer = vec![0u8; layout.width * READ_CHUNK_SAMPLES];
+    let mut left = layout.rest_bytes();
+    let result = loop {
+        if left == 0 {
+            break Ok(());
+        }
+        let chunk = &mut buffer[..left.min(layout.width * READ_CHUNK_SAMPLES)];
+        if let Err(err) = reader.read_exact(chunk) {
+            break Err(if err.kind() == ErrorKind::UnexpectedEof {
+                short_data()
+            } else {
+                hound::Error::IoError(err)
+            });
+        }
+        layout.convert(chunk, &mut interleaved);
+        left -= chunk.len();
+    };
+    buffer.zeroize();
+    if let Err(err) = result {
+        interleaved.zeroize();
+        return Err(err.into());
+    }
+    Ok(layout.into_audio(interleaved))
+}
+
+/// Samples `read_wav` preallocates for at most (64 MiB of `f32`); a longer signal grows.
+const READ_PREALLOCATION: usize = 1 << 24;
+/// Samples `read_wav` reads and converts at a time.
+const READ_CHUNK_SAMPLES: usize = 131_072;
+
+fn short_data() -> hound::Error {
+    hound::Error::IoError(std::io::Error::new(
+        ErrorKind::UnexpectedEof,
+        "the data chunk is shorter than its declared length",
+    ))
+}
+
+/// Counts the bytes read through it (hound does not say where the data chunk starts or how
+/// wide its samples are).
+struct Counting<'a, R> {
+    inner: R,
+    read: &'a Cell<usize>,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.set(self.read.get() + n);
+        Ok(n)
+    }
+}
+
+/// What the header says about the data chunk, checked to be a format this module decodes.
+struct Layout {
+    spec: hound::WavSpec,
+    /// Bytes per sample in the data chunk (its container, which hound does not expose: for
+    /// example 32 for WAVE_FORMAT_EXTENSIBLE's left-justified 24-in-32, which hound reads
+    /// differently from libsndfile).
+    width: usize,
+    /// Samples (all channels) in the data chunk.
+    count: usize,
+}
+
+impl Layout {
+    /// Reads the header with hound's parser, then the first sample, which measures the
+    /// container; `reader` is left after that sample, which is returned decoded.
+    fn read(reader: &mut impl Read) -> Result<(Self, Option<f32>), DecodeError> {
+        let read = Cell::new(0);
+        let mut wav = WavReader::new(Counting {
+            inner: &mut *reader,
+            read: &read,
         })?;
-    let scale = (-f64::from(spec.bits_per_sample - 1)).exp2() as f32;
-    let samples = match (spec.sample_format, width) {
-        (SampleFormat::Float, _) => data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        // 8-bit WAV data is unsigned, centred on 128.
-        (SampleFormat::Int, 1) => data
-            .iter()
-            .map(|&b| (i32::from(b) - 128) as f32 * scale)
-            .collect(),
-        (SampleFormat::Int, 2) => data
-            .chunks_exact(2)
-            .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) * scale)
-            .collect(),
-        // Sign-extend by placing the three bytes high in an i32 and shifting back.
-        (SampleFormat::Int, 3) => data
-            .chunks_exact(3)
-            .map(|b| (i32::from_le_bytes([0, b[0], b[1], b[2]]) >> 8) as f32 * scale)
-            .collect(),
-        (SampleFormat::Int, _) => data
-            .chunks_exact(4)
-            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32 * scale)
-            .collect(),
-    };
-    Ok(samples)
+        let spec = wav.spec();
+        let count = wav.len() as usize;
+        let header = read.get();
+        let scale = int_scale(spec.bits_per_sample);
+        let first = match spec.sample_format {
+            SampleFormat::Float => wav.samples::<f32>().next().transpose()?,
+            SampleFormat::Int => wav
+                .samples::<i32>()
+                .next()
+                .transpose()?
+                .map(|x| x as f32 * scale),
+        };
+        // An empty data chunk counts as packed.
+        let width = match first {
+            Some(_) => read.get() - header,
+            None => usize::from(spec.bits_per_sample / 8),
+        };
+        let container = u16::try_from(width * 8).unwrap_or(u16::MAX);
+        let supported = match spec.sample_format {
+            SampleFormat::Int => matches!(spec.bits_per_sample, 8 | 16 | 24 | 32),
+            SampleFormat::Float => spec.bits_per_sample == 32,
+        };
+        if !supported || container != spec.bits_per_sample {
+            return Err(DecodeError::Unsupported {
+                kind: match spec.sample_format {
+                    SampleFormat::Int => "integer",
+                    SampleFormat::Float => "float",
+                },
+                bits: spec.bits_per_sample,
+                container,
+            });
+        }
+        Ok((Self { spec, width, count }, first))
+    }
+
+    /// Data bytes after the first sample.
+    fn rest_bytes(&self) -> usize {
+        self.count.saturating_sub(1) * self.width
+    }
+
+    /// Appends the samples of `data` (whole samples) to `out`, scaled as described on
+    /// [`decode_wav`]: the same values as hound's `samples::<i32>()` (`<f32>` for float).
+    fn convert(&self, data: &[u8], out: &mut Vec<f32>) {
+        let scale = int_scale(self.spec.bits_per_sample);
+        match (self.spec.sample_format, self.width) {
+            (SampleFormat::Float, _) => out.extend(
+                data.chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            ),
+            // 8-bit WAV data is unsigned, centred on 128.
+            (SampleFormat::Int, 1) => {
+                out.extend(data.iter().map(|&b| (i32::from(b) - 128) as f32 * scale));
+            }
+            (SampleFormat::Int, 2) => out.extend(
+                data.chunks_exact(2)
+                    .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) * scale),
+            ),
+            // Sign-extend by placing the three bytes high in an i32 and shifting back.
+            (SampleFormat::Int, 3) => out.extend(
+                data.chunks_exact(3)
+                    .map(|b| (i32::from_le_bytes([0, b[0], b[1], b[2]]) >> 8) as f32 * scale),
+            ),
+            (SampleFormat::Int, _) => out.extend(
+                data.chunks_exact(4)
+                    .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32 * scale),
+            ),
+        }
+    }
+
+    fn into_audio(self, interleaved: Vec<f32>) -> Audio {
+        Audio {
+            sample_rate: self.spec.sample_rate,
+            channels: self.spec.channels,
+            samples: downmix(interleaved, usize::from(self.spec.channels)),
+        }
+    }
 }
 
-/// Bits each sample occupies in the data chunk (for example 32 for WAVE_FORMAT_EXTENSIBLE's
-/// left-justified 24-in-32, which hound reads differently from libsndfile): measured by
-/// reading one sample, as hound does not expose the container size. An empty data chunk
-/// counts as packed.
-fn container_bits(bytes: &[u8], spec: &hound::WavSpec) -> Result<u16, hound::Error> {
-    let mut cursor = Cursor::new(bytes);
-    let data_start = WavReader::new(&mut cursor)?.into_inner().position();
-    cursor.set_position(0);
-    let mut reader = WavReader::new(&mut cursor)?;
-    let read_one = match spec.sample_format {
-        SampleFormat::Float => reader.samples::<f32>().next().transpose()?.is_some(),
-        SampleFormat::Int => reader.samples::<i32>().next().transpose()?.is_some(),
-    };
-    if !read_one {
-        return Ok(spec.bits_per_sample);
-    }
-    let bytes_per_sample = reader.into_inner().position() - data_start;
-    Ok(u16::try_from(bytes_per_sample * 8).unwrap_or(u16::MAX))
+/// libsndfile's factor for integer samples of `bits` bits.
+fn int_scale(bits: u16) -> f32 {
+    (-f64::from(bits.saturating_sub(1))).exp2() as f32
 }
 
 /// The mean over channels of interleaved samples, summed in channel order in `f32` as numpy's
@@ -148,6 +229,8 @@ fn downmix(mut interleaved: Vec<f32>, channels: usize) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Cursor;
+
     use hound::{WavSpec, WavSpecEx, WavWriter};
 
     use super::*;
@@ -244,9 +327,22 @@ mod tests {
         assert!(err.to_string().contains("not a readable WAV"), "{err}");
     }
 
+    /// A reader that hands out at most 1,000 bytes per call, as a file or socket may.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.0.len()).min(1_000);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
     #[test]
     fn bulk_decoding_equals_hounds_sample_by_sample_reading() {
-        let values: Vec<i32> = (0..999i32)
+        // Longer than one read_wav chunk, so chunk boundaries are crossed.
+        let values: Vec<i32> = (0..40_001i32)
             .map(|i| i.wrapping_mul(2_654_435_761u32 as i32))
             .collect();
         for (bits, channels) in [(8u16, 1u16), (16, 2), (24, 3), (32, 1)] {
@@ -259,21 +355,27 @@ mod tests {
                 &samples[..samples.len() / usize::from(channels) * usize::from(channels)],
             );
             let scale = (-f64::from(bits - 1)).exp2() as f32;
-            let expected: Vec<f32> = WavReader::new(&bytes[..])
+            let interleaved: Vec<f32> = WavReader::new(&bytes[..])
                 .expect("reader")
                 .samples::<i32>()
                 .map(|x| x.expect("sample") as f32 * scale)
                 .collect();
-            let spec = WavReader::new(&bytes[..]).expect("reader").spec();
+            let expected = downmix(interleaved, usize::from(channels));
             assert_eq!(
-                decode_samples(&bytes, &spec).expect("decode"),
+                decode_wav(&bytes).expect("decode").samples,
                 expected,
                 "{bits}-bit"
+            );
+            assert_eq!(
+                read_wav(Trickle(&bytes)).expect("read").samples,
+                expected,
+                "{bits}-bit, read"
             );
         }
         let floats: Vec<f32> = values.iter().map(|&v| v as f32 / 3e9).collect();
         let bytes = wav(1, 32, SampleFormat::Float, &floats);
         assert_eq!(decode_wav(&bytes).expect("decode").samples, floats);
+        assert_eq!(read_wav(Trickle(&bytes)).expect("read").samples, floats);
     }
 
     #[test]
@@ -281,5 +383,15 @@ mod tests {
         let mut bytes = wav(1, 16, SampleFormat::Int, &[1i16, 2, 3, 4]);
         bytes.truncate(bytes.len() - 3);
         assert!(matches!(decode_wav(&bytes), Err(DecodeError::Wav(_))));
+        assert!(matches!(
+            read_wav(Trickle(&bytes)),
+            Err(DecodeError::Wav(_))
+        ));
+    }
+
+    #[test]
+    fn an_empty_data_chunk_is_an_empty_signal() {
+        let audio = decode_wav(&wav::<i16>(2, 16, SampleFormat::Int, &[])).expect("decode");
+        assert!(audio.samples.is_empty());
     }
 }

@@ -143,7 +143,14 @@ impl FeatureExtractor {
     /// `librosa.feature.mfcc(y=signal, ...)` (with this extractor's `top_db` and `lifter`).
     pub fn mfcc(&mut self, signal: &[f32]) -> Result<FeatureMatrix, ExtractError> {
         let (headroom, frames) = self.prepare(signal)?;
-        self.log_mel.resize(self.frontend.n_mels() * frames, 0.0);
+        let len = self.frontend.n_mels() * frames;
+        if len > self.log_mel.capacity() {
+            // Freshly zeroed memory from the allocator: growing with `resize` would write the
+            // zeros a second time (megabytes for a long file). Every value is overwritten.
+            self.log_mel = vec![0.0; len];
+        } else {
+            self.log_mel.resize(len, 0.0);
+        }
         let rows = self.params.n_mfcc;
         let mut data = vec![0.0; rows * frames];
         let dct = &mut self.dct;

@@ -1,7 +1,7 @@
 //! Feature extraction for securepipe: MFCC and log-mel spectrograms equal to librosa 0.11's,
 //! plus WAV decoding (as soundfile + `librosa.to_mono` do it) and `.npy` output.
 //!
-//! Pure: no file or network I/O. Decoding takes bytes and writing takes `impl Write`.
+//! Pure: no file or network I/O. Decoding takes bytes or `impl Read`, writing takes `impl Write`.
 //!
 //! # Numerics (what "equal to librosa" means)
 //! * STFT: periodic Hann window of `win_length`, zero-padded to `n_fft` in the middle; with
@@ -33,7 +33,7 @@ mod params;
 mod stft;
 mod window;
 
-pub use audio::{Audio, DecodeError, decode_wav};
+pub use audio::{Audio, DecodeError, decode_wav, read_wav};
 pub use extractor::{ExtractError, FeatureExtractor, FeatureKind, FeatureMatrix};
 pub use npy::write_npy;
 pub use params::{FeatureParams, MelNorm, MelScale, ParamsError, Precision};

@@ -141,6 +141,17 @@ impl LogMelFrontend {
             }
             finished(out, first, count);
         }
+        self.wipe();
+    }
+
+    /// Zeroes every buffer that held part of the signal or its spectra.
+    fn wipe(&mut self) {
+        self.stft.wipe();
+        if let Some((stft, _)) = &mut self.refine {
+            stft.wipe();
+        }
+        self.power.fill(0.0);
+        self.column.fill(0.0);
     }
 
     /// Recomputes in `f64` the frames in `columns` that the guard finds too deep for `f32`.

@@ -7,6 +7,9 @@ use crate::extractor::FeatureMatrix;
 const MAGIC: &[u8] = b"\x93NUMPY\x01\x00";
 /// Magic, version and header length precede the header text; the total is padded to this.
 const ALIGN: usize = 64;
+/// Values are encoded this many bytes at a time (on the stack; larger than a `BufWriter`'s
+/// buffer, so a file gets few large writes).
+const CHUNK_BYTES: usize = 65_536;
 
 /// Writes `features` as a `.npy` array of dtype `<f4` and shape `(rows, frames)`, as
 /// `numpy.save` would (so `numpy.load` returns an equal array).
@@ -27,11 +30,15 @@ pub fn write_npy(mut writer: impl Write, features: &FeatureMatrix) -> io::Result
     writer.write_all(MAGIC)?;
     writer.write_all(&header_len.to_le_bytes())?;
     writer.write_all(header.as_bytes())?;
-    let mut bytes = Vec::with_capacity(features.as_slice().len() * 4);
-    for value in features.as_slice() {
-        bytes.extend_from_slice(&value.to_le_bytes());
+    // Encoded through one small buffer: no second copy of the matrix is allocated.
+    let mut buffer = [0u8; CHUNK_BYTES];
+    for values in features.as_slice().chunks(CHUNK_BYTES / 4) {
+        for (bytes, value) in buffer.chunks_exact_mut(4).zip(values) {
+            bytes.copy_from_slice(&value.to_le_bytes());
+        }
+        writer.write_all(&buffer[..values.len() * 4])?;
     }
-    writer.write_all(&bytes)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -58,6 +65,26 @@ mod tests {
         assert!(header.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 3), }"));
         assert!(header.ends_with('\n'));
         let values: Vec<f32> = out[data_start..]
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        assert_eq!(values, features.as_slice());
+    }
+
+    #[test]
+    fn data_longer_than_one_chunk_is_encoded_whole() {
+        let signal: Vec<f32> = (0..1_000_000)
+            .map(|i| ((i * 31) % 97) as f32 / 97.0 - 0.5)
+            .collect();
+        let features = FeatureExtractor::new(FeatureParams::new(8_000))
+            .expect("params")
+            .mfcc(&signal)
+            .expect("mfcc");
+        assert!(features.as_slice().len() * 4 > 2 * CHUNK_BYTES);
+        let mut out = Vec::new();
+        write_npy(&mut out, &features).expect("write");
+        let header_len = usize::from(u16::from_le_bytes([out[8], out[9]]));
+        let values: Vec<f32> = out[10 + header_len..]
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();

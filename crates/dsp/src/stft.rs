@@ -145,6 +145,16 @@ impl<T: StftFloat> PowerStft<T> {
         }
     }
 
+    /// Zeroes the buffers that hold the last frame's samples or spectrum (every one is
+    /// overwritten before it is read again, so results do not change).
+    fn wipe(&mut self) {
+        self.frame.fill(T::zero());
+        self.input.fill(Complex::zero());
+        self.spectrum.fill(Complex::zero());
+        self.scratch.fill(Complex::zero());
+        self.upper.fill(T::zero());
+    }
+
     fn is_packed(&self) -> bool {
         self.framing.n_fft.is_multiple_of(2)
     }
@@ -279,6 +289,14 @@ impl Stft {
         match self {
             Self::Single(stft) => stft.set_gain(gain),
             Self::Double(stft) => stft.set_gain(gain),
+        }
+    }
+
+    /// Leaves no samples of the last signal in the buffers (an extractor outlives its inputs).
+    pub(crate) fn wipe(&mut self) {
+        match self {
+            Self::Single(stft) => stft.wipe(),
+            Self::Double(stft) => stft.wipe(),
         }
     }
 

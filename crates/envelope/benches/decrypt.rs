@@ -3,6 +3,12 @@
 //! `name  size_bytes  best_GB/s  median_GB/s  runs`.
 //!
 //! Usage: `decrypt [SIZE_MIB...]` (default 1 64).
+//!
+//! `decrypt --primitives SIZE_MIB...` instead compares the implementations suite 0x0578 can
+//! use for its signature, on the same input: SHA-384 by `sha2` (its AVX2 backend, detected at
+//! run time) and by `aws-lc-rs` (AWS-LC's assembly), as `name  size_bytes  best_GB/s
+//! median_GB/s  runs` lines; then one ECDSA P-384 verification of a prehashed message by
+//! `p384` and by `aws-lc-rs`, as `name  0  best_us  median_us  runs` lines.
 
 use std::time::{Duration, Instant};
 
@@ -15,9 +21,10 @@ const MIN_TIME: Duration = Duration::from_secs(2);
 const MIN_RUNS: usize = 5;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let primitives = std::env::args().any(|a| a == "--primitives");
     let sizes: Vec<usize> = std::env::args()
         .skip(1)
-        .filter(|a| a != "--bench")
+        .filter(|a| a != "--bench" && a != "--primitives")
         .map(|a| a.parse::<usize>().map(|mib| mib << 20))
         .collect::<Result<_, _>>()?;
     let sizes = if sizes.is_empty() {
@@ -25,6 +32,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         sizes
     };
+    if primitives {
+        return compare_primitives(&sizes);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
     let context: EncryptionContext = [("partition", "bench")].into_iter().collect();
 
@@ -83,11 +93,65 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn measure(
-    name: &str,
-    size: usize,
-    mut run: impl FnMut() -> Result<(), String>,
-) -> Result<(), String> {
+/// SHA-384 throughput and P-384 verification time, each implementation on the same input.
+fn compare_primitives(sizes: &[usize]) -> Result<(), Box<dyn std::error::Error>> {
+    use aws_lc_rs::digest::{SHA384, digest};
+    use aws_lc_rs::signature::{ECDSA_P384_SHA384_ASN1, ParsedPublicKey};
+    use p384::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
+    use p384::ecdsa::{Signature, SigningKey};
+    use p384::elliptic_curve::Generate as _;
+    use sha2::{Digest, Sha384};
+
+    for &size in sizes {
+        let message: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        if Sha384::digest(&message).as_slice() != digest(&SHA384, &message).as_ref() {
+            return Err("the two SHA-384 implementations disagree".into());
+        }
+        measure("SHA-384 sha2 0.11 (AVX2 backend)", size, || {
+            std::hint::black_box(Sha384::digest(&message));
+            Ok(())
+        })?;
+        measure("SHA-384 aws-lc-rs 1.19 (AWS-LC asm)", size, || {
+            std::hint::black_box(digest(&SHA384, &message));
+            Ok(())
+        })?;
+    }
+
+    let key = SigningKey::try_generate()?;
+    let point = key.verifying_key().to_sec1_point(true);
+    let prehash = digest(&SHA384, b"header and body");
+    let signature: Signature = key.sign_prehash(prehash.as_ref())?;
+    let der = signature.to_der();
+    let verifying = *key.verifying_key();
+    measure_us("ECDSA P-384 verify, prehashed: p384 0.14", || {
+        verifying
+            .verify_prehash(prehash.as_ref(), &signature)
+            .map_err(|e| e.to_string())
+    })?;
+    let parsed = ParsedPublicKey::new(&ECDSA_P384_SHA384_ASN1, point.as_bytes())
+        .map_err(|e| e.to_string())?;
+    measure_us("ECDSA P-384 verify, prehashed: aws-lc-rs 1.19", || {
+        parsed
+            .verify_digest_sig(&prehash, der.as_bytes())
+            .map_err(|e| e.to_string())
+    })?;
+    Ok(())
+}
+
+/// Best and median time of one `run` in microseconds, as a `name  0  best  median  runs` line.
+fn measure_us(name: &str, mut run: impl FnMut() -> Result<(), String>) -> Result<(), String> {
+    let times = timed(&mut run)?;
+    println!(
+        "{name}\t0\t{:.1}\t{:.1}\t{}",
+        times[0] * 1e6,
+        times[times.len() / 2] * 1e6,
+        times.len()
+    );
+    Ok(())
+}
+
+/// Run times in seconds, sorted, after one warm-up run.
+fn timed(run: &mut impl FnMut() -> Result<(), String>) -> Result<Vec<f64>, String> {
     run()?; // warm-up
     let mut times = Vec::new();
     let start = Instant::now();
@@ -97,6 +161,15 @@ fn measure(
         times.push(t.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);
+    Ok(times)
+}
+
+fn measure(
+    name: &str,
+    size: usize,
+    mut run: impl FnMut() -> Result<(), String>,
+) -> Result<(), String> {
+    let times = timed(&mut run)?;
     let gbps = |secs: f64| size as f64 / secs / 1e9;
     println!(
         "{name}\t{size}\t{:.3}\t{:.3}\t{}",

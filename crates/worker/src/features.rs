@@ -1,9 +1,17 @@
 //! Plaintext WAV bytes → `.npy` bytes, through exactly the calls `securepipe features`
-//! makes (decode at the file's own rate, the extractor with these options, `write_npy`), so
-//! the object equals that command's file byte for byte. CPU-bound: run on a blocking thread.
+//! makes (decode at the file's own rate — `decode_wav`, the in-memory form of the command's
+//! `read_wav` —, the extractor with these options, `write_npy`), so the object equals that
+//! command's file byte for byte. CPU-bound: run on a blocking thread.
+//!
+//! Each blocking thread keeps one extractor (FFT plans, window, filter bank, DCT, buffers) and
+//! reuses it for every sample with the same parameters: planning per sample cost more than a
+//! short sample's FFTs.
+
+use std::cell::RefCell;
 
 use securepipe_dsp::{
-    DecodeError, ExtractError, FeatureExtractor, FeatureKind, ParamsError, decode_wav, write_npy,
+    DecodeError, ExtractError, FeatureExtractor, FeatureKind, FeatureParams, ParamsError,
+    decode_wav, write_npy,
 };
 use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
@@ -50,14 +58,35 @@ pub fn compute(
     })
 }
 
+thread_local! {
+    /// This thread's extractor, for the parameters of the last sample it processed.
+    static EXTRACTOR: RefCell<Option<FeatureExtractor>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's extractor for `params`, built only if the parameters changed
+/// (another sample rate or a failed build).
+fn with_extractor<T>(
+    params: FeatureParams,
+    f: impl FnOnce(&mut FeatureExtractor) -> Result<T, FeatureError>,
+) -> Result<T, FeatureError> {
+    EXTRACTOR.with_borrow_mut(|slot| {
+        let extractor = match slot.take() {
+            Some(reused) if *reused.params() == params => slot.insert(reused),
+            _ => slot.insert(FeatureExtractor::new(params)?),
+        };
+        f(extractor)
+    })
+}
+
 fn extract(
     samples: &[f32],
     sample_rate: u32,
     kind: FeatureKind,
     options: &FeatureOptions,
 ) -> Result<Vec<u8>, FeatureError> {
-    let mut extractor = FeatureExtractor::new(options.params(sample_rate))?;
-    let features = extractor.extract(kind, samples)?;
+    let features = with_extractor(options.params(sample_rate), |extractor| {
+        Ok(extractor.extract(kind, samples)?)
+    })?;
     let mut npy = Vec::with_capacity(128 + features.as_slice().len() * 4);
     write_npy(&mut npy, &features)?;
     Ok(npy)
@@ -106,6 +135,23 @@ mod tests {
         let header = String::from_utf8_lossy(&out.npy[10..80]);
         // 1 + 8000 / 128 = 63 centred frames.
         assert!(header.contains("'shape': (13, 63)"), "{header}");
+    }
+
+    #[test]
+    fn a_reused_extractor_gives_the_same_bytes_and_follows_the_rate() {
+        let samples: Vec<i16> = (0..9000).map(|i| ((i * 53) % 3000 - 1500) as i16).collect();
+        let first = compute(&wav(8000, &samples), FeatureKind::Mfcc, &options()).unwrap();
+        let other = compute(&wav(11025, &samples), FeatureKind::LogMel, &options()).unwrap();
+        let again = compute(&wav(8000, &samples), FeatureKind::Mfcc, &options()).unwrap();
+        assert_eq!(first.npy, again.npy);
+        assert_eq!(other.sample_rate, 11025);
+        let fresh = FeatureExtractor::new(options().params(8000))
+            .unwrap()
+            .mfcc(&decode_wav(&wav(8000, &samples)).unwrap().samples)
+            .unwrap();
+        let mut npy = Vec::new();
+        write_npy(&mut npy, &fresh).unwrap();
+        assert_eq!(first.npy, npy);
     }
 
     #[test]

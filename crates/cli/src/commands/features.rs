@@ -3,13 +3,13 @@
 //! `sr=<file rate>, ...)`).
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::PathBuf;
 
 use clap::ValueEnum;
 use securepipe_dsp::{
     DecodeError, ExtractError, FeatureExtractor, FeatureKind, FeatureParams, MelNorm, MelScale,
-    ParamsError, decode_wav, write_npy,
+    ParamsError, read_wav, write_npy,
 };
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -134,11 +134,12 @@ impl Args {
 
 pub fn run(args: Args) -> Result<(), FeaturesError> {
     let input = &args.input;
-    let bytes = std::fs::read(input).map_err(|source| FeaturesError::Read {
+    let file = File::open(input).map_err(|source| FeaturesError::Read {
         path: input.clone(),
         source,
     })?;
-    let audio = decode_wav(&bytes).map_err(|source| FeaturesError::Decode {
+    // Decoded as it is read: the file's bytes are never all in memory.
+    let audio = read_wav(BufReader::new(file)).map_err(|source| FeaturesError::Decode {
         path: input.clone(),
         source,
     })?;
