@@ -1253,7 +1253,10 @@ async fn a_worker_policy_over_the_sts_limit_is_refused_before_minting() {
         )
         .await;
     let (_, _, message) = world.condition("Extracting").await.unwrap_or_default();
-    assert!(message.contains("2048") || message.contains("2,048"), "{message}");
+    assert!(
+        message.contains("2048") || message.contains("2,048"),
+        "{message}"
+    );
     // Only someone can fix it: the credentials side reports it too, Stalled.
     world
         .wait_condition("Stalled", "True", "PolicyTooLarge", Duration::from_secs(30))
@@ -1270,7 +1273,15 @@ async fn a_worker_policy_over_the_sts_limit_is_refused_before_minting() {
         assume_role_count(&format!("spw-{}@{NAME}", world.namespace)).await,
         0
     );
-    assert!(world.secrets().get_opt(&format!("{NAME}-worker-aws")).await.ok().flatten().is_none());
+    assert!(
+        world
+            .secrets()
+            .get_opt(&format!("{NAME}-worker-aws"))
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+    );
     assert!(world.worker_jobs().await.is_empty());
     world.operator.stop().await;
 }

@@ -129,16 +129,23 @@ pub fn is_ours(secret: &Secret, tp: &TrainingPartition) -> bool {
         && labels.get(LABEL_PARTITION) == Some(&tp.name_any())
 }
 
-/// The session a Secret holds, if securepipe wrote it for this TrainingPartition.
+/// The session a Secret holds, if securepipe wrote it for this TrainingPartition and it
+/// still carries all three credential values (one edited away: not held, so a new
+/// session is minted over it).
 pub fn held(secret: &Secret, tp: &TrainingPartition) -> Option<Held> {
     if !is_ours(secret, tp) {
         return None;
     }
     let annotations = secret.annotations();
     let timestamp = |key: &str| annotations.get(key)?.parse::<jiff::Timestamp>().ok();
-    let access_key_id = secret
-        .data
-        .as_ref()?
+    let data = secret.data.as_ref()?;
+    let complete = ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]
+        .iter()
+        .all(|key| data.get(*key).is_some_and(|value| !value.0.is_empty()));
+    if !complete {
+        return None;
+    }
+    let access_key_id = data
         .get("AWS_ACCESS_KEY_ID")
         .and_then(|value| String::from_utf8(value.0.clone()).ok())?;
     Some(Held {
@@ -250,6 +257,18 @@ spec: {bucket: biometrics, region: eu-west-1, roleArn: "arn:aws:iam::12345678901
         assert_eq!(held.inputs_hash, plan.inputs_hash);
         assert_eq!(held.access_key_id, "ASIAEXAMPLE");
         assert_eq!(held.session_name, "sp-ml@speech");
+    }
+
+    #[test]
+    fn a_secret_missing_a_credential_value_holds_no_session() {
+        let (tp, plan) = partition_and_plan();
+        for key in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+            let mut secret = built(&tp, &plan);
+            if let Some(data) = secret.data.as_mut() {
+                data.remove(key);
+            }
+            assert_eq!(held(&secret, &tp), None, "without {key}");
+        }
     }
 
     #[test]
