@@ -28,7 +28,6 @@ const kstatusWithoutStatus = status.CurrentStatus
 // Reasons the operator can set that no stack suite produces yet, and why. A reason
 // leaves this list when a suite records a case for it (the test fails until it does).
 var pendingReasons = map[string]string{
-	"NoWorkerCredentials": "only when the worker Secret vanishes between the operator minting it and scanning with it; the next reconcile mints again",
 }
 
 func kinds(t *testing.T) []string {

@@ -53,9 +53,6 @@ pub mod reasons {
     pub const NOTHING_PENDING: &str = "NothingPending";
     /// `Extracting` false: `spec.extraction.enabled` is off; no new Job starts.
     pub const EXTRACTION_DISABLED: &str = "ExtractionDisabled";
-    /// `Extracting` false: the worker Secret is missing or holds no usable credentials
-    /// when the scan needs them (the next reconcile mints again).
-    pub const NO_WORKER_CREDENTIALS: &str = "NoWorkerCredentials";
 
     // Both kinds
     /// No TenantGrant covers what the object asks for (default deny): no AWS call made.

@@ -288,19 +288,37 @@ impl Run<'_> {
                 secret::wipe(&mut secret);
                 found
             }
-            None => Err(scan::ScanError::NoCredentials(
-                plan.session.secret_name.clone(),
-            )),
+            // Deleted since it was read above.
+            None => Ok(None),
         };
         let pending = match pending {
-            Ok(pending) => pending,
+            Ok(Some(pending)) => pending,
+            Ok(None) => {
+                // The worker Secret changed under us (deleted or edited since `ensure`):
+                // the next reconcile mints a session into it again, then scans.
+                let (status, reason, message) = settled(
+                    &state,
+                    failed_job.as_ref(),
+                    succeeded_job.as_deref(),
+                    Some(self.tp),
+                );
+                return Ok(Outcome {
+                    label: "Waiting",
+                    extraction: state,
+                    status,
+                    reason,
+                    message,
+                    requeue: RETRY_TRANSIENT,
+                });
+            }
             Err(err) => {
                 let retry = if err.is_transient() {
                     RETRY_TRANSIENT
                 } else {
                     interval
                 };
-                return Ok(self.failed(state, "ScanFailed", err.reason(), err.to_string(), retry));
+                let reason = err.reason().as_str();
+                return Ok(self.failed(state, "ScanFailed", reason, err.to_string(), retry));
             }
         };
         state.pending = pending.count;

@@ -4,7 +4,6 @@
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
-use securepipe_api::condition::reasons;
 use securepipe_api::worker::QUARANTINE_TAG;
 use securepipe_cloud::objects::{ObjectError, ObjectStore};
 use zeroize::Zeroizing;
@@ -25,39 +24,16 @@ pub struct Pending {
     pub capped: bool,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ScanError {
-    #[error("the worker Secret {0} holds no usable credentials")]
-    NoCredentials(String),
-    #[error(transparent)]
-    Object(#[from] ObjectError),
-}
-
-impl ScanError {
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Self::NoCredentials(_) => reasons::NO_WORKER_CREDENTIALS,
-            Self::Object(err) => err.reason().as_str(),
-        }
-    }
-
-    pub fn is_transient(&self) -> bool {
-        match self {
-            Self::NoCredentials(_) => true,
-            Self::Object(err) => err.is_transient(),
-        }
-    }
-}
-
-/// Counts the raw samples waiting under `folder` of `bucket`, as the session in `secret`.
+/// Counts the raw samples waiting under `folder` of `bucket`, as the session in `secret`;
+/// `None` when the Secret holds no usable credentials (edited or replaced since the
+/// operator wrote it: the next reconcile mints a session over it).
 pub async fn pending(
     ctx: &Context,
     secret: &Secret,
     region: &str,
     bucket: &str,
     folder: &str,
-) -> Result<Pending, ScanError> {
-    let secret_name = secret.metadata.name.clone().unwrap_or_default();
+) -> Result<Option<Pending>, ObjectError> {
     let value = |key: &str| {
         secret
             .data
@@ -71,7 +47,7 @@ pub async fn pending(
         value("AWS_SECRET_ACCESS_KEY"),
         value("AWS_SESSION_TOKEN"),
     ) else {
-        return Err(ScanError::NoCredentials(secret_name));
+        return Ok(None);
     };
     let aws = ctx.aws.with_session(&id, &key, &token);
     let store = ObjectStore::new(&aws, region, bucket);
@@ -80,10 +56,10 @@ pub async fn pending(
     if truncated {
         // A full page is pending work however many of it are quarantined: the Job skips
         // those, and tag reads for a thousand keys every interval would cost more.
-        return Ok(Pending {
+        return Ok(Some(Pending {
             count: i64::from(LIMIT),
             capped: true,
-        });
+        }));
     }
     let quarantined: Vec<bool> = futures::stream::iter(keys)
         .map(|key| {
@@ -97,8 +73,8 @@ pub async fn pending(
         .try_collect()
         .await?;
     let waiting = quarantined.iter().filter(|q| !**q).count();
-    Ok(Pending {
+    Ok(Some(Pending {
         count: i64::try_from(waiting).unwrap_or(i64::MAX),
         capped: false,
-    })
+    }))
 }
