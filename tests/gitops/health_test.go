@@ -27,8 +27,7 @@ const kstatusWithoutStatus = status.CurrentStatus
 
 // Reasons the operator can set that no stack suite produces yet, and why. A reason
 // leaves this list when a suite records a case for it (the test fails until it does).
-var pendingReasons = map[string]string{
-}
+var pendingReasons = map[string]string{}
 
 func kinds(t *testing.T) []string {
 	t.Helper()
