@@ -150,7 +150,17 @@ impl OperatorProcess {
 
     /// Stops the process with SIGTERM (graceful) and starts a fresh one, as a rollout would.
     pub async fn restart(&mut self) {
+        self.pause().await;
+        self.resume().await;
+    }
+
+    /// Stops the process with SIGTERM (graceful) until [`resume`](Self::resume).
+    pub async fn pause(&mut self) {
         self.terminate().await;
+    }
+
+    /// Starts a fresh process after [`pause`](Self::pause).
+    pub async fn resume(&mut self) {
         self.restarts += 1;
         self.log_path = self
             .log_path

@@ -969,7 +969,7 @@ async fn the_worker_session_policy_is_exactly_the_workers_steps() {
             },
             {
                 "Sid": "Attestations", "Effect": "Allow",
-                "Action": ["s3:PutObject"],
+                "Action": ["s3:PutObject", "s3:GetObject"],
                 "Resource": format!("{bucket}/audit/{NAME}/*"),
                 "Condition": in_region,
             },
@@ -1283,5 +1283,60 @@ async fn a_worker_policy_over_the_sts_limit_is_refused_before_minting() {
             .is_none()
     );
     assert!(world.worker_jobs().await.is_empty());
+    world.operator.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack with its node (tests/env/up.sh, make node-images); make test runs it"]
+async fn results_come_from_the_attestation_when_the_pods_are_gone() {
+    let mut world = world("extract-attested", PodLink::Relay).await;
+    world.upload_samples(2).await;
+    world.apply("", "{}").await;
+    let job = the_one_job(&world).await;
+    let job_name = job.name_any();
+    // The operator is away while the Job runs, and its Pods (with their termination
+    // messages) are removed before it is back.
+    world.operator.pause().await;
+    let counted_before = world
+        .partition()
+        .await
+        .status
+        .and_then(|s| s.extraction)
+        .and_then(|e| e.last_job);
+    assert_eq!(
+        counted_before, None,
+        "the Job ended before the operator stopped"
+    );
+    assert_eq!(world.wait_job_finished(&job_name).await, "Complete");
+    let pods: Api<Pod> = Api::namespaced(world.client.clone(), &world.namespace);
+    let of_job = ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job_name}"));
+    pods.delete_collection(&DeleteParams::default(), &of_job)
+        .await
+        .expect("delete the Job's Pods");
+    eventually(Duration::from_secs(30), "the Job's Pods gone", || async {
+        pods.list(&of_job)
+            .await
+            .ok()?
+            .items
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+
+    world.operator.resume().await;
+    let extraction = eventually(Duration::from_secs(60), "the Job counted", || async {
+        let extraction = world.partition().await.status?.extraction?;
+        (extraction.last_job.as_deref() == Some(job_name.as_str())).then_some(extraction)
+    })
+    .await;
+    assert_eq!(extraction.shredded, 2, "{extraction:?}");
+    assert_eq!(extraction.quarantined, 0, "{extraction:?}");
+    let events = world.events().await;
+    assert!(
+        events
+            .iter()
+            .any(|(reason, note)| reason == "SamplesShredded" && note.contains("shredded 2")),
+        "{events:?}"
+    );
     world.operator.stop().await;
 }

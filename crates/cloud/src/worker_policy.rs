@@ -42,8 +42,9 @@ pub const RAW_ACTIONS: [&str; 8] = [
 ];
 /// Actions on the feature folder: write, then read back to verify.
 pub const FEATURE_ACTIONS: [&str; 2] = ["s3:PutObject", "s3:GetObject"];
-/// Actions on the attestation folder: write only.
-pub const ATTESTATION_ACTIONS: [&str; 1] = ["s3:PutObject"];
+/// Actions on the attestation folder: write, and read back (the operator reads a Job's
+/// attestations, as the worker session, when its Pods are gone).
+pub const ATTESTATION_ACTIONS: [&str; 2] = ["s3:PutObject", "s3:GetObject"];
 /// Actions on the bucket: list the two folders (objects and versions, which S3
 /// authorizes separately) and read whether it is versioned.
 pub const LIST_ACTIONS: [&str; 2] = ["s3:ListBucket", "s3:ListBucketVersions"];
@@ -159,7 +160,10 @@ mod tests {
             "arn:aws:s3:::biometrics/training/features/speech/*"
         );
         let attestations = by_sid("Attestations");
-        assert_eq!(attestations["Action"], json!(["s3:PutObject"]));
+        assert_eq!(
+            attestations["Action"],
+            json!(["s3:PutObject", "s3:GetObject"])
+        );
         assert_eq!(
             attestations["Resource"],
             "arn:aws:s3:::biometrics/audit/speech/*"

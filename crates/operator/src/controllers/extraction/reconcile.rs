@@ -30,11 +30,15 @@ use super::{CONTROLLER, KIND};
 use crate::context::ACTION_RECONCILE;
 use crate::grant_coverage::Verdict;
 use crate::{Context, managers};
+use securepipe_cloud::objects::ObjectStore;
 
 /// Retry soon after a failure that may pass by itself.
 const RETRY_TRANSIENT: Duration = Duration::from_secs(10);
 /// A Job is never given less than this, however close the session is to its expiry.
 const MIN_DEADLINE: Duration = Duration::from_secs(60);
+
+/// An attestation lists every sample of a run: a million-sample shard stays far below.
+const MAX_ATTESTATION_BYTES: u64 = 256 * 1024 * 1024;
 
 pub async fn reconcile(tp: Arc<TrainingPartition>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.metrics.record_reconcile(CONTROLLER);
@@ -409,7 +413,11 @@ impl Run<'_> {
             .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={name}")))
             .await
             .map_err(self.object.kube("read the worker Pods"))?;
-        let totals = results::totals(&listed.items);
+        let mut totals = results::totals(&listed.items);
+        if totals.reports == 0 {
+            // No Pod summary left (the Pods were removed): the attestations tell.
+            totals = self.attested(job).await;
+        }
         let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         state.shredded = state.shredded.saturating_add(as_i64(totals.shredded));
         state.quarantined = state
@@ -424,6 +432,48 @@ impl Run<'_> {
         );
         self.announce(&name, &totals).await;
         Ok(())
+    }
+
+    /// The results in `job`'s attestations, read as the worker session (the operator's
+    /// own identity has no access to the bucket). Nothing readable: zero, logged.
+    async fn attested(&self, job: &Job) -> Totals {
+        let plan = session::worker_plan(&self.object.namespace, &self.object.name, self.tp);
+        let secret = match &plan {
+            Ok(plan) => self
+                .secrets()
+                .get_opt(&plan.session.secret_name)
+                .await
+                .ok()
+                .flatten(),
+            Err(_) => None,
+        };
+        let (Ok(plan), Some(mut secret)) = (plan, secret) else {
+            tracing::warn!(job = %job.name_any(), "no worker session to read the Job's attestations with");
+            return Totals::default();
+        };
+        let aws = scan::session(self.ctx, &secret);
+        secret::wipe(&mut secret);
+        let Some(aws) = aws else {
+            return Totals::default();
+        };
+        let store = ObjectStore::new(&aws, &plan.session.region, &plan.bucket);
+        let root = format!("{}{}/", plan.attestation_prefix, plan.session.partition);
+        let shards = job
+            .spec
+            .as_ref()
+            .and_then(|spec| spec.completions)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(1);
+        let mut documents = Vec::new();
+        for key in results::attestation_keys(&root, &job.name_any(), shards) {
+            match store.get_document(&key, MAX_ATTESTATION_BYTES).await {
+                Ok(document) => documents.push(document),
+                Err(err) => {
+                    tracing::warn!(job = %job.name_any(), error = %err, "attestation not read")
+                }
+            }
+        }
+        results::totals_from_attestations(&documents)
     }
 
     async fn announce(&self, job: &str, totals: &Totals) {

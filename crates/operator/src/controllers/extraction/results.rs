@@ -1,5 +1,6 @@
 //! What a finished worker Job did: its state from the Job's conditions, and the worker
-//! summaries from its Pods' termination messages, added up (pure).
+//! summaries from its Pods' termination messages (or, with the Pods gone, from the
+//! attestations the worker wrote), added up (pure).
 
 use std::collections::BTreeMap;
 
@@ -94,6 +95,52 @@ impl Totals {
     pub fn quarantined_total(&self) -> u64 {
         self.quarantined.values().sum()
     }
+
+    /// Adds one summary's shredded and quarantined samples (not `failed`: the callers
+    /// know which attempt is the latest).
+    fn add(&mut self, report: &SummaryReport) {
+        self.reports += 1;
+        self.shredded += report.shredded;
+        for (reason, count) in &report.quarantined {
+            let label = QUARANTINE_REASONS
+                .iter()
+                .find(|known| **known == reason.as_str())
+                .copied()
+                .unwrap_or("other");
+            *self.quarantined.entry(label).or_default() += count;
+        }
+    }
+}
+
+/// The attestation keys of Job `run_id` with `shards` Pods, under `root`
+/// (`<attestationPrefix><partition>/`): the worker's own naming
+/// (`securepipe_worker::Settings::attestation_key`).
+pub fn attestation_keys(root: &str, run_id: &str, shards: u32) -> Vec<String> {
+    if shards > 1 {
+        (0..shards)
+            .map(|index| format!("{root}{run_id}-shard-{index}-of-{shards}.json"))
+            .collect()
+    } else {
+        vec![format!("{root}{run_id}.json")]
+    }
+}
+
+/// Adds up the summaries of attestation documents (one per shard, each its shard's last
+/// attempt: a retry rewrites it). Documents that do not parse are skipped.
+pub fn totals_from_attestations(documents: &[Vec<u8>]) -> Totals {
+    #[derive(serde::Deserialize)]
+    struct Attestation {
+        summary: SummaryReport,
+    }
+    let mut totals = Totals::default();
+    for document in documents {
+        let Ok(attestation) = serde_json::from_slice::<Attestation>(document) else {
+            continue;
+        };
+        totals.add(&attestation.summary);
+        totals.failed += attestation.summary.failed;
+    }
+    totals
 }
 
 /// Adds up the summaries in `pods`' termination messages. Shredded and quarantined
@@ -106,16 +153,7 @@ pub fn totals(pods: &[Pod]) -> Totals {
         let Some(report) = report(pod) else {
             continue;
         };
-        totals.reports += 1;
-        totals.shredded += report.shredded;
-        for (reason, count) in &report.quarantined {
-            let label = QUARANTINE_REASONS
-                .iter()
-                .find(|known| **known == reason.as_str())
-                .copied()
-                .unwrap_or("other");
-            *totals.quarantined.entry(label).or_default() += count;
-        }
+        totals.add(&report);
         let shard = pod
             .annotations()
             .get("batch.kubernetes.io/job-completion-index")
@@ -230,5 +268,33 @@ mod tests {
                 message: "Job has reached the specified backoff limit".to_owned()
             }
         );
+    }
+
+    #[test]
+    fn attestations_are_found_by_the_workers_names_and_added_up() {
+        assert_eq!(
+            attestation_keys("audit/p/", "p-shred-1", 1),
+            ["audit/p/p-shred-1.json"]
+        );
+        assert_eq!(
+            attestation_keys("audit/p/", "p-shred-1", 2),
+            [
+                "audit/p/p-shred-1-shard-0-of-2.json",
+                "audit/p/p-shred-1-shard-1-of-2.json"
+            ]
+        );
+        let shard = |shredded: u64, failed: u64| {
+            json!({"runId": "p-shred-1", "samples": [], "summary": {
+                "listed": 5, "shredded": shredded, "alreadyDone": 0,
+                "quarantined": {"not-encrypted": 1}, "stillQuarantined": 0,
+                "failed": failed, "attestationKey": "k"}})
+            .to_string()
+            .into_bytes()
+        };
+        let totals = totals_from_attestations(&[shard(3, 0), shard(2, 1), b"not json".to_vec()]);
+        assert_eq!(totals.reports, 2);
+        assert_eq!(totals.shredded, 5);
+        assert_eq!(totals.failed, 1);
+        assert_eq!(totals.quarantined_total(), 2);
     }
 }

@@ -5,6 +5,7 @@
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use securepipe_api::worker::QUARANTINE_TAG;
+use securepipe_cloud::config::Aws;
 use securepipe_cloud::objects::{ObjectError, ObjectStore};
 use zeroize::Zeroizing;
 
@@ -24,6 +25,23 @@ pub struct Pending {
     pub capped: bool,
 }
 
+/// The AWS configuration acting as the session in the worker Secret `secret`; `None`
+/// when it holds no usable credentials.
+pub fn session(ctx: &Context, secret: &Secret) -> Option<Aws> {
+    let value = |key: &str| {
+        secret
+            .data
+            .as_ref()
+            .and_then(|data| data.get(key))
+            .and_then(|bytes| String::from_utf8(bytes.0.clone()).ok())
+            .map(Zeroizing::new)
+    };
+    let id = value("AWS_ACCESS_KEY_ID")?;
+    let key = value("AWS_SECRET_ACCESS_KEY")?;
+    let token = value("AWS_SESSION_TOKEN")?;
+    Some(ctx.aws.with_session(&id, &key, &token))
+}
+
 /// Counts the raw samples waiting under `folder` of `bucket`, as the session in `secret`;
 /// `None` when the Secret holds no usable credentials (edited or replaced since the
 /// operator wrote it: the next reconcile mints a session over it).
@@ -34,22 +52,9 @@ pub async fn pending(
     bucket: &str,
     folder: &str,
 ) -> Result<Option<Pending>, ObjectError> {
-    let value = |key: &str| {
-        secret
-            .data
-            .as_ref()
-            .and_then(|data| data.get(key))
-            .and_then(|bytes| String::from_utf8(bytes.0.clone()).ok())
-            .map(Zeroizing::new)
-    };
-    let (Some(id), Some(key), Some(token)) = (
-        value("AWS_ACCESS_KEY_ID"),
-        value("AWS_SECRET_ACCESS_KEY"),
-        value("AWS_SESSION_TOKEN"),
-    ) else {
+    let Some(aws) = session(ctx, secret) else {
         return Ok(None);
     };
-    let aws = ctx.aws.with_session(&id, &key, &token);
     let store = ObjectStore::new(&aws, region, bucket);
     // One page one key larger than the limit tells "exactly 1000" from "more".
     let (keys, truncated) = store.list_keys_bounded(folder, LIMIT).await?;
