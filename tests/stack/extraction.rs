@@ -1340,3 +1340,44 @@ async fn results_come_from_the_attestation_when_the_pods_are_gone() {
     );
     world.operator.stop().await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack with its node (tests/env/up.sh, make node-images); make test runs it"]
+async fn a_backlog_larger_than_one_listing_is_reported_as_1000_plus() {
+    let world = world("extract-backlog", PodLink::Relay).await;
+    // 1,001 pending keys (their content does not matter: no Job runs them).
+    let mut puts = tokio::task::JoinSet::new();
+    for i in 0..1001 {
+        let s3 = world.s3.clone();
+        let bucket = world.bucket.clone();
+        puts.spawn(async move {
+            s3.put_object()
+                .bucket(bucket)
+                .key(format!("ingestion/raw/{NAME}/backlog/{i:04}.wav"))
+                .body(ByteStream::from_static(b"x"))
+                .send()
+                .await
+                .map(|_| ())
+        });
+        if puts.len() >= 16 {
+            if let Some(put) = puts.join_next().await {
+                put.expect("put task").expect("put a raw key");
+            }
+        }
+    }
+    while let Some(put) = puts.join_next().await {
+        put.expect("put task").expect("put a raw key");
+    }
+    // A worker image the node does not have: the Job waits, nothing is shredded.
+    world
+        .apply("    image: securepipe.invalid/absent:never\n", "{}")
+        .await;
+    let extraction = eventually(Duration::from_secs(30), "the scan's count", || async {
+        let extraction = world.partition().await.status?.extraction?;
+        extraction.last_scan_time.is_some().then_some(extraction)
+    })
+    .await;
+    assert_eq!(extraction.pending, 1000, "{extraction:?}");
+    assert!(extraction.pending_capped, "{extraction:?}");
+    world.operator.stop().await;
+}
