@@ -1359,10 +1359,10 @@ async fn a_backlog_larger_than_one_listing_is_reported_as_1000_plus() {
                 .await
                 .map(|_| ())
         });
-        if puts.len() >= 16 {
-            if let Some(put) = puts.join_next().await {
-                put.expect("put task").expect("put a raw key");
-            }
+        if puts.len() >= 16
+            && let Some(put) = puts.join_next().await
+        {
+            put.expect("put task").expect("put a raw key");
         }
     }
     while let Some(put) = puts.join_next().await {
