@@ -205,6 +205,15 @@ impl World {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
 
+    /// Deletes the worker Jobs and their Pods: a Pod that can never start would otherwise
+    /// stay on the node, retried by the kubelet, through the suites that follow.
+    async fn remove_jobs(&self) {
+        let background = DeleteParams::background();
+        for job in self.worker_jobs().await {
+            let _ = self.jobs().delete(&job.name_any(), &background).await;
+        }
+    }
+
     fn secrets(&self) -> Api<Secret> {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
@@ -1204,6 +1213,7 @@ async fn a_job_whose_pod_cannot_start_is_reported_running_and_blocks_a_second() 
     let jobs = world.worker_jobs().await;
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert_eq!(jobs[0].name_any(), job.name_any());
+    world.remove_jobs().await;
     world.operator.stop().await;
 }
 
@@ -1379,5 +1389,6 @@ async fn a_backlog_larger_than_one_listing_is_reported_as_1000_plus() {
     .await;
     assert_eq!(extraction.pending, 1000, "{extraction:?}");
     assert!(extraction.pending_capped, "{extraction:?}");
+    world.remove_jobs().await;
     world.operator.stop().await;
 }
