@@ -231,45 +231,19 @@ impl ObjectStore {
         Ok(versions)
     }
 
-    /// The current bytes of a small document `key`, refusing more than `max_bytes`.
-    pub async fn get_document(&self, key: &str, max_bytes: u64) -> Result<Vec<u8>, ObjectError> {
-        let output = self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|err| self.error("GetObject", key, &err))?;
-        let length = output
-            .content_length()
-            .and_then(|l| u64::try_from(l).ok())
-            .unwrap_or(0);
-        if length > max_bytes {
-            return Err(self.invalid(
-                "GetObject",
-                key,
-                format!("{length} bytes, more than the limit of {max_bytes}"),
-            ));
-        }
-        let bytes = output.body.collect().await.map_err(|err| ObjectError {
-            operation: "GetObject",
-            bucket: self.bucket.clone(),
-            key: key.to_owned(),
-            failure: Failure {
-                reason: FailureReason::EndpointUnavailable,
-                message: format!("reading the body failed: {err}"),
-            },
-        })?;
-        Ok(Vec::from(bytes.into_bytes()))
-    }
-
-    /// The bytes of `key` in the pinned state, refusing more than `max_bytes`.
-    pub async fn get(&self, key: &str, pin: &Pin, max_bytes: u64) -> Result<Fetched, ObjectError> {
+    /// The bytes of `key` in the pinned state (the current one without a pin), refusing
+    /// more than `max_bytes`.
+    pub async fn get(
+        &self,
+        key: &str,
+        pin: Option<&Pin>,
+        max_bytes: u64,
+    ) -> Result<Fetched, ObjectError> {
         let request = self.s3.get_object().bucket(&self.bucket).key(key);
         let request = match pin {
-            Pin::Version(id) => request.version_id(id),
-            Pin::ETag(etag) => request.if_match(etag),
+            Some(Pin::Version(id)) => request.version_id(id),
+            Some(Pin::ETag(etag)) => request.if_match(etag),
+            None => request,
         };
         let output = request
             .send()

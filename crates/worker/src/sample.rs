@@ -185,7 +185,7 @@ async fn steps(ctx: &Context, object: &Listed, started_at: &str) -> Result<Recor
             return Ok(None);
         }
         ctx.store
-            .get(key, &pin, settings.max_object_bytes)
+            .get(key, Some(&pin), settings.max_object_bytes)
             .await
             .map(Some)
     };

@@ -19,7 +19,7 @@ use securepipe_api::condition::{Status, reasons};
 use securepipe_api::training_partition::{ExtractionSpec, ExtractionStatus};
 
 use super::super::error::{self, is_not_found};
-use super::super::training_partition::secret;
+use super::super::training_partition::{renewal, secret};
 use super::super::{Error, ObjectKey, events, status_patch};
 use super::job::{self, JobInputs};
 use super::results::{self, JobState, Totals};
@@ -226,7 +226,7 @@ impl Run<'_> {
             Err(SessionError::Kube(action, err)) => return Err(self.object.kube(action)(err)),
             Err(SessionError::NotRecorded(err)) => return Err(err),
         };
-        let until_renewal = until(renew_at, now);
+        let until_renewal = renewal::until(renew_at, now);
 
         // 4. Scan when the interval is up (or never scanned); a running Job waits, and
         // after a failed Job the next one waits a whole interval.
@@ -257,21 +257,27 @@ impl Run<'_> {
                 requeue: until_renewal.min(interval),
             });
         }
-        if now < scan_due {
+        let waiting = |state: ExtractionStatus, requeue: Duration| {
             let (status, reason, message) = settled(
                 &state,
                 failed_job.as_ref(),
                 succeeded_job.as_deref(),
                 Some(self.tp),
             );
-            return Ok(Outcome {
+            Outcome {
                 label: "Waiting",
                 extraction: state,
                 status,
                 reason,
                 message,
-                requeue: until_renewal.min(until(scan_due, now)),
-            });
+                requeue,
+            }
+        };
+        if now < scan_due {
+            return Ok(waiting(
+                state,
+                until_renewal.min(renewal::until(scan_due, now)),
+            ));
         }
         let secret = self
             .secrets()
@@ -297,24 +303,9 @@ impl Run<'_> {
         };
         let pending = match pending {
             Ok(Some(pending)) => pending,
-            Ok(None) => {
-                // The worker Secret changed under us (deleted or edited since `ensure`):
-                // the next reconcile mints a session into it again, then scans.
-                let (status, reason, message) = settled(
-                    &state,
-                    failed_job.as_ref(),
-                    succeeded_job.as_deref(),
-                    Some(self.tp),
-                );
-                return Ok(Outcome {
-                    label: "Waiting",
-                    extraction: state,
-                    status,
-                    reason,
-                    message,
-                    requeue: RETRY_TRANSIENT,
-                });
-            }
+            // The worker Secret changed under us (deleted or edited since `ensure`): the
+            // next reconcile mints a session into it again, then scans.
+            Ok(None) => return Ok(waiting(state, RETRY_TRANSIENT)),
             Err(err) => {
                 let retry = if err.is_transient() {
                     RETRY_TRANSIENT
@@ -466,8 +457,8 @@ impl Run<'_> {
             .unwrap_or(1);
         let mut documents = Vec::new();
         for key in results::attestation_keys(&root, &job.name_any(), shards) {
-            match store.get_document(&key, MAX_ATTESTATION_BYTES).await {
-                Ok(document) => documents.push(document),
+            match store.get(&key, None, MAX_ATTESTATION_BYTES).await {
+                Ok(document) => documents.push(document.bytes),
                 Err(err) => {
                     tracing::warn!(job = %job.name_any(), error = %err, "attestation not read")
                 }
@@ -649,13 +640,6 @@ fn settled(
             "no raw sample waits under the raw prefix".to_owned(),
         ),
     }
-}
-
-/// The requeue delay until `at` (at least one second).
-fn until(at: Timestamp, now: Timestamp) -> Duration {
-    Duration::try_from(at.duration_since(now))
-        .unwrap_or(Duration::ZERO)
-        .max(Duration::from_secs(1))
 }
 
 #[cfg(test)]

@@ -300,7 +300,7 @@ impl<'a> Run<'a> {
             } => {
                 self.ctx.metrics.set_expiring(&self.object.path(), false);
                 self.settle_valid(&plan, &held).await?;
-                Ok(Action::requeue(until(renew_at, Timestamp::now())))
+                Ok(Action::requeue(renewal::until(renew_at, Timestamp::now())))
             }
             Outcome::Minted {
                 plan,
@@ -324,7 +324,7 @@ impl<'a> Run<'a> {
                 );
                 self.publish(EventType::Normal, event, note).await;
                 self.settle_valid(&plan, &held).await?;
-                Ok(Action::requeue(until(renew_at, Timestamp::now())))
+                Ok(Action::requeue(renewal::until(renew_at, Timestamp::now())))
             }
             Outcome::MintFailed { plan, held, error } => {
                 let reason = error.reason();
@@ -560,14 +560,6 @@ impl<'a> Run<'a> {
         }
         Ok(())
     }
-}
-
-/// The requeue delay until `at` (at least one second, so a clock at the edge cannot spin).
-fn until(at: Timestamp, now: Timestamp) -> Duration {
-    let wait = at.duration_since(now);
-    Duration::try_from(wait)
-        .unwrap_or(Duration::ZERO)
-        .max(Duration::from_secs(1))
 }
 
 #[cfg(test)]

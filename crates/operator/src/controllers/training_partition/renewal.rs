@@ -32,6 +32,13 @@ pub enum Decision {
     Mint(MintReason),
 }
 
+/// The requeue delay until `at` (at least one second, so a clock at the edge cannot spin).
+pub fn until(at: Timestamp, now: Timestamp) -> Duration {
+    Duration::try_from(at.duration_since(now))
+        .unwrap_or(Duration::ZERO)
+        .max(Duration::from_secs(1))
+}
+
 /// The moment to renew a session expiring at `expires_at`: `renew_before` ahead, and a
 /// little earlier by `jitter` so that partitions created together do not renew together.
 pub fn renew_at(expires_at: Timestamp, renew_before: Duration, jitter: Duration) -> Timestamp {
