@@ -6,6 +6,7 @@
 //! brings the stack up, sources `target/env/env.sh` and runs them with `--include-ignored`.
 //! Run outside that environment, they fail with a message saying what is missing.
 
+pub mod audio;
 pub mod aws_link;
 pub mod gitops;
 pub mod http;

@@ -442,28 +442,9 @@ impl World {
     }
 }
 
-/// A mono 16-bit WAV of `seconds` of a voiced tone (its pitch from `seed`).
+/// A mono 16-bit WAV of `seconds` of speech-like audio (its pitch from `seed`).
 fn wav(rate: u32, seconds: f32, seed: u32) -> Vec<u8> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut cursor = std::io::Cursor::new(Vec::new());
-    let mut writer = hound::WavWriter::new(&mut cursor, spec).expect("WAV writer");
-    let f0 = 100.0 + 15.0 * seed as f32;
-    for i in 0..(rate as f32 * seconds) as u32 {
-        let t = i as f32 / rate as f32;
-        let value: f32 = (1..5)
-            .map(|h| (2.0 * std::f32::consts::PI * f0 * h as f32 * t).sin() / h as f32)
-            .sum();
-        writer
-            .write_sample((0.25 * value * f32::from(i16::MAX)) as i16)
-            .expect("sample");
-    }
-    writer.finalize().expect("finalize WAV");
-    cursor.into_inner()
+    securepipe_tests::audio::wav(rate, 1, 16, false, seconds, seed)
 }
 
 /// An environment variable: its literal value, or the Secret name and key it comes from.

@@ -28,6 +28,22 @@ pub enum FailureReason {
 }
 
 impl FailureReason {
+    pub const ALL: [Self; 8] = [
+        Self::AccessDenied,
+        Self::Throttled,
+        Self::EndpointUnavailable,
+        Self::ChainedSessionTooLong,
+        Self::PolicyTooLarge,
+        Self::NotFound,
+        Self::InvalidRequest,
+        Self::Unexpected,
+    ];
+
+    /// The reason a condition reports as `reason`, if it is one of these.
+    pub fn from_condition_reason(reason: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == reason)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AccessDenied => "AccessDenied",

@@ -21,18 +21,16 @@ const HEALTHY: [&str; 4] = [
 /// grant, a foreign Secret, the role's permissions): `Stalled`. A failed Job, a throttled
 /// or unreachable AWS are retried every interval instead.
 pub fn needs_someone(reason: &str) -> bool {
-    [
-        reasons::POLICY_TOO_LARGE,
-        reasons::INVALID_SPEC,
-        reasons::NOT_GRANTED,
-        reasons::SECRET_CONFLICT,
-        FailureReason::AccessDenied.as_str(),
-        FailureReason::NotFound.as_str(),
-        FailureReason::InvalidRequest.as_str(),
-        FailureReason::ChainedSessionTooLong.as_str(),
-        FailureReason::PolicyTooLarge.as_str(),
-    ]
-    .contains(&reason)
+    match FailureReason::from_condition_reason(reason) {
+        Some(aws) => !aws.is_transient(),
+        None => [
+            reasons::POLICY_TOO_LARGE,
+            reasons::INVALID_SPEC,
+            reasons::NOT_GRANTED,
+            reasons::SECRET_CONFLICT,
+        ]
+        .contains(&reason),
+    }
 }
 
 /// Whether an `Extracting` reason reports a failure.
