@@ -18,9 +18,12 @@ use aws_sdk_s3::primitives::ByteStream;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use securepipe_api::TrainingPartition;
+use securepipe_api::tenant_grant::TenantGrant;
 use securepipe_tests::localstack::{create_role, recorded_sts_session};
 use securepipe_tests::operator::OperatorProcess;
-use securepipe_tests::{FIELD_MANAGER, client, eventually, fresh_namespace, install_crds};
+use securepipe_tests::{
+    FIELD_MANAGER, client, eventually, fresh_namespace, install_crds, suite_grant_name,
+};
 use serde_json::Value;
 
 const FEATURES: &str = "training/features";
@@ -188,15 +191,29 @@ async fn reach(s3: &aws_sdk_s3::Client, bucket: &str) -> Reach {
 /// with `access`, and returns the session policy LocalStack recorded for them plus the
 /// bucket name.
 async fn operator_policy(prefix: &str, access: &str) -> (String, String) {
+    minted_policy(prefix, access, false).await
+}
+
+/// [`operator_policy`], or with `extraction` the policy of the worker session the operator
+/// mints next to it (Secret `team-a-worker-aws`; a KMS key granted for it).
+async fn minted_policy(prefix: &str, access: &str, extraction: bool) -> (String, String) {
     let client = client().await;
     install_crds(&client).await;
     let namespace = fresh_namespace(&client, prefix).await;
     let operator = OperatorProcess::start(&client, &namespace).await;
     let role_arn = create_role(&format!("trainer-{namespace}")).await;
     let bucket = format!("enforced-{namespace}");
-    let yaml = format!(
+    let mut yaml = format!(
         "apiVersion: securepipe.io/v1alpha1\nkind: TrainingPartition\nmetadata: {{name: team-a}}\nspec:\n  bucket: {bucket}\n  region: us-east-1\n  roleArn: {role_arn}\n  partition: team-a\n  access: {access}\n"
     );
+    let mut secret_name = "team-a-aws";
+    if extraction {
+        let key = grant_a_kms_key(&client, &namespace).await;
+        yaml.push_str(&format!(
+            "  extraction:\n    enabled: true\n    kmsKeyArn: {key}\n"
+        ));
+        secret_name = "team-a-worker-aws";
+    }
     let partition: TrainingPartition = serde_yaml::from_str(&yaml).expect("YAML");
     Api::<TrainingPartition>::namespaced(client.clone(), &namespace)
         .patch(
@@ -207,9 +224,11 @@ async fn operator_policy(prefix: &str, access: &str) -> (String, String) {
         .await
         .unwrap_or_else(|err| panic!("apply TrainingPartition team-a: {err}"));
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-    let secret = eventually(Duration::from_secs(20), "Secret team-a-aws", || async {
-        secrets.get_opt("team-a-aws").await.ok().flatten()
-    })
+    let secret = eventually(
+        Duration::from_secs(30),
+        &format!("Secret {secret_name}"),
+        || async { secrets.get_opt(secret_name).await.ok().flatten() },
+    )
     .await;
     let key = secret
         .data
@@ -220,6 +239,36 @@ async fn operator_policy(prefix: &str, access: &str) -> (String, String) {
     let recorded = recorded_sts_session(&key).await;
     operator.stop().await;
     (recorded.policy.expect("an inline session policy"), bucket)
+}
+
+/// Creates a KMS key on LocalStack and adds it, for extraction, to the suite's grant for
+/// `namespace`; returns its ARN.
+async fn grant_a_kms_key(client: &kube::Client, namespace: &str) -> String {
+    let config = aws_config::load_from_env().await;
+    let key = aws_sdk_kms::Client::new(&config)
+        .create_key()
+        .send()
+        .await
+        .expect("KMS CreateKey")
+        .key_metadata
+        .and_then(|m| m.arn)
+        .expect("key ARN");
+    let name = suite_grant_name(namespace);
+    let grant = serde_json::json!({
+        "apiVersion": "securepipe.io/v1alpha1",
+        "kind": "TenantGrant",
+        "metadata": {"name": name},
+        "spec": {"extraction": {"kmsKeyArns": [key]}},
+    });
+    Api::<TenantGrant>::all(client.clone())
+        .patch(
+            &name,
+            &PatchParams::apply("securepipe-tests-enforcement").force(),
+            &Patch::Apply(&grant),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("grant extraction to {namespace}: {err}"));
+    key
 }
 
 #[tokio::test]
@@ -300,5 +349,125 @@ async fn without_the_session_policy_the_role_reaches_everything() {
             list_without_slash: true,
             put_other_team: true,
         }
+    );
+}
+
+/// What a worker session may do, by request.
+#[derive(Debug, PartialEq)]
+struct WorkerReach {
+    get_own_raw: bool,
+    list_own_raw: bool,
+    delete_own_raw: bool,
+    put_own_features: bool,
+    get_own_features: bool,
+    put_own_attestation: bool,
+    get_own_attestation: bool,
+    put_own_raw: bool,
+    delete_own_features: bool,
+    get_other_raw: bool,
+    delete_other_raw: bool,
+    put_other_features: bool,
+    put_other_attestation: bool,
+    list_bucket: bool,
+}
+
+/// The worker's session policy proven the same way: it shreds its own raw folder, writes
+/// its own features and attestations, and reaches nothing of another partition. SeaweedFS
+/// has no KMS: the one `kms:Decrypt` statement is left out of the replay (its key and
+/// encryption-context condition are checked in the extraction suite).
+#[tokio::test]
+#[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
+async fn a_worker_session_shreds_only_its_own_raw_folder() {
+    let (policy, bucket) = minted_policy("enforce-worker", "ReadOnly", true).await;
+    seed_bucket(&bucket).await;
+    let admin = s3(&admin());
+    for key in ["ingestion/raw/team-a/y.wav", "ingestion/raw/team-b/x.wav"] {
+        admin
+            .put_object()
+            .bucket(&bucket)
+            .key(key)
+            .body(ByteStream::from_static(b"sample"))
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("put {key} on SeaweedFS: {err:?}"));
+    }
+    let mut document: Value = serde_json::from_str(&policy).expect("policy JSON");
+    let statements = document["Statement"]
+        .as_array_mut()
+        .expect("Statement list");
+    let before = statements.len();
+    statements.retain(|statement| statement["Action"] != "kms:Decrypt");
+    assert_eq!(
+        statements.len(),
+        before - 1,
+        "one kms:Decrypt statement: {policy}"
+    );
+    let worker = session(Some(&without_requested_region(&document.to_string()))).await;
+
+    let s3 = &worker;
+    let bucket = bucket.as_str();
+    let get = |key: &'static str| async move {
+        s3.get_object().bucket(bucket).key(key).send().await.is_ok()
+    };
+    let put = |key: &'static str| async move {
+        s3.put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from_static(b"written"))
+            .send()
+            .await
+            .is_ok()
+    };
+    let delete = |key: &'static str| async move {
+        s3.delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .is_ok()
+    };
+    let list = |prefix: Option<&'static str>| async move {
+        s3.list_objects_v2()
+            .bucket(bucket)
+            .set_prefix(prefix.map(str::to_owned))
+            .send()
+            .await
+            .is_ok()
+    };
+    let reach = WorkerReach {
+        get_own_raw: get("ingestion/raw/team-a/x.wav").await,
+        list_own_raw: list(Some("ingestion/raw/team-a/")).await,
+        delete_own_raw: delete("ingestion/raw/team-a/y.wav").await,
+        put_own_features: put("training/features/team-a/new.npy").await,
+        get_own_features: get("training/features/team-a/x.npy").await,
+        put_own_attestation: put("audit/team-a/run.json").await,
+        get_own_attestation: get("audit/team-a/run.json").await,
+        put_own_raw: put("ingestion/raw/team-a/new.wav").await,
+        delete_own_features: delete("training/features/team-a/x.npy").await,
+        get_other_raw: get("ingestion/raw/team-b/x.wav").await,
+        delete_other_raw: delete("ingestion/raw/team-b/x.wav").await,
+        put_other_features: put("training/features/team-b/new.npy").await,
+        put_other_attestation: put("audit/team-b/run.json").await,
+        list_bucket: list(None).await,
+    };
+    assert_eq!(
+        reach,
+        WorkerReach {
+            get_own_raw: true,
+            list_own_raw: true,
+            delete_own_raw: true,
+            put_own_features: true,
+            get_own_features: true,
+            put_own_attestation: true,
+            get_own_attestation: true,
+            put_own_raw: false,
+            delete_own_features: false,
+            get_other_raw: false,
+            delete_other_raw: false,
+            put_other_features: false,
+            put_other_attestation: false,
+            list_bucket: false,
+        },
+        "what the worker policy allowed on SeaweedFS:\n{policy}"
     );
 }
