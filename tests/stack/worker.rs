@@ -862,12 +862,11 @@ async fn a_crash_at_any_step_converges_on_a_rerun() {
             rerun.summary,
             rerun.logs
         );
+        // One sample at a time, and the three samples make one deletion batch at the end.
         let (listed, already_done) = match *failpoint {
-            "worker::after-put" | "worker::after-verify" | "worker::after-delete-noncurrent" => {
-                (3, 1)
-            }
-            "worker::after-delete" => (2, 0),
-            "worker::before-attestation" => (0, 0),
+            "worker::after-put" | "worker::after-verify" => (3, 1),
+            "worker::after-delete-noncurrent" => (3, 3),
+            "worker::after-delete" | "worker::before-attestation" => (0, 0),
             _ => (3, 0),
         };
         assert_eq!(
@@ -1026,4 +1025,75 @@ async fn an_unversioned_bucket_is_shredded_with_pinned_etags() {
             .expect("features");
         assert!(stored == *want);
     }
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
+async fn a_version_written_during_the_run_is_left_for_the_next_run() {
+    let stack = stack("newer").await;
+    let bucket = stack.bucket(true).await;
+    let arn = stack.key("newer").await;
+    let partition = "newer-1";
+    let raw = format!("ingestion/raw/{partition}/");
+    let key = format!("{raw}s.wav");
+    let feature_key = format!("training/features/{partition}/s.npy");
+    let mut messages = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..2u32 {
+        let plain = stack.dir.join(format!("{i}.wav"));
+        std::fs::write(&plain, wav(16_000, 1, 16, false, 1.0, 80 + i)).expect("wav");
+        let message = stack.dir.join(format!("{i}.msg"));
+        cli_encrypt(&arn, Some(partition), &plain, &message).await;
+        messages.push(std::fs::read(&message).expect("msg"));
+        expected.push(expected_features(&plain).await);
+    }
+    let first = stack.put(&bucket, &key, messages[0].clone()).await;
+
+    // The worker pauses once its features are verified; the ingestion side writes a newer
+    // version of the same key meanwhile.
+    let arns = [arn.as_str()];
+    let worker = run_worker(
+        &stack.endpoint,
+        &bucket,
+        partition,
+        &arns,
+        &[],
+        &[("FAILPOINTS", "worker::after-verify=1*sleep(3000)")],
+    );
+    let writer = async {
+        securepipe_tests::eventually(Duration::from_secs(60), "the feature object", || {
+            stack.metadata(&bucket, &feature_key)
+        })
+        .await;
+        stack.put(&bucket, &key, messages[1].clone()).await
+    };
+    let (run, second) = tokio::join!(worker, writer);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.summary, run.logs);
+    assert_eq!(run.summary["shredded"], 1, "{}", run.summary);
+    let left = stack.versions(&bucket, &raw).await;
+    assert_eq!(
+        left.iter().map(|(_, v, _)| v.as_str()).collect::<Vec<_>>(),
+        [second.as_str()],
+        "only the version processed ({first}) is deleted; the newer one stays"
+    );
+
+    let rerun = run_worker(&stack.endpoint, &bucket, partition, &[&arn], &[], &[]).await;
+    assert_eq!(rerun.code, Some(0), "{}\n{}", rerun.summary, rerun.logs);
+    assert_eq!(rerun.summary["shredded"], 1, "{}", rerun.summary);
+    assert_eq!(rerun.summary["alreadyDone"], 0, "{}", rerun.summary);
+    assert!(stack.versions(&bucket, &raw).await.is_empty());
+    let metadata = stack
+        .metadata(&bucket, &feature_key)
+        .await
+        .expect("features");
+    assert_eq!(
+        metadata.get("securepipe-source-version-id"),
+        Some(&second),
+        "the features now name the newer version"
+    );
+    let stored = stack
+        .get(&bucket, &feature_key, None)
+        .await
+        .expect("features");
+    assert!(stored == expected[1], "the features are the newer sample's");
 }

@@ -1,7 +1,7 @@
 //! S3 object operations for extract-and-shred: list every version under a prefix, get one
 //! version pinned (VersionId, or If-Match on an unversioned bucket), put with a SHA-256
-//! checksum and user metadata, HEAD to verify, delete given versions, and read or write an
-//! object's tags. The worker sees only the types defined here, never the SDK's.
+//! checksum and user metadata, HEAD to verify, delete pinned versions in batches, and read or
+//! write an object's tags. The worker sees only the types defined here, never the SDK's.
 
 use std::collections::BTreeMap;
 
@@ -35,7 +35,7 @@ pub struct ObjectVersion {
     pub is_delete_marker: bool,
 }
 
-/// Which stored state of a key a GET must return.
+/// Which stored state of a key a GET returns or a delete removes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Pin {
     /// Exactly this version (versioned bucket).
@@ -70,7 +70,7 @@ pub struct Stored {
 }
 
 /// A failed object call, naming the operation, bucket and key.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("{operation} on s3://{bucket}/{key} failed ({}): {}", failure.reason, failure.message)]
 pub struct ObjectError {
     pub operation: &'static str,
@@ -224,11 +224,40 @@ impl ObjectStore {
         Ok((keys, output.is_truncated() == Some(true)))
     }
 
-    /// The versions and delete markers of exactly `key`, the latest first.
-    pub async fn versions_of(&self, key: &str) -> Result<Vec<ObjectVersion>, ObjectError> {
-        let mut versions = self.list_versions(key).await?;
-        versions.retain(|v| v.key == key);
-        Ok(versions)
+    /// The keys under `prefix` after `start_after` (all of them when `None`), in key order,
+    /// reading at most `max_pages` ListObjectsV2 pages of 1,000, and whether the listing
+    /// reached the end.
+    pub async fn list_keys_after(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        max_pages: usize,
+    ) -> Result<(Vec<String>, bool), ObjectError> {
+        let mut keys = Vec::new();
+        let mut token = None;
+        for _ in 0..max_pages {
+            let output = self
+                .s3
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_start_after(start_after.map(str::to_owned))
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|err| self.error("ListObjectsV2", prefix, &err))?;
+            keys.extend(
+                output
+                    .contents()
+                    .iter()
+                    .filter_map(|object| object.key().map(str::to_owned)),
+            );
+            token = output.next_continuation_token().map(str::to_owned);
+            if output.is_truncated() != Some(true) || token.is_none() {
+                return Ok((keys, true));
+            }
+        }
+        Ok((keys, false))
     }
 
     /// The bytes of `key` in the pinned state (the current one without a pin), refusing
@@ -346,70 +375,63 @@ impl ObjectStore {
         }))
     }
 
-    /// Permanently deletes these versions of `key` (delete markers included) in one
-    /// DeleteObjects call; any per-version error fails the call.
-    pub async fn delete_versions(
+    /// Permanently deletes these objects, each pinned: a version by its VersionId, or the
+    /// current object of an unversioned bucket only while its ETag is the given one (S3's
+    /// conditional delete). DeleteObjects takes 1,000 objects per call. Returns the objects
+    /// S3 refused, one error each naming the key; `Err` when a call failed as a whole (the
+    /// objects of earlier calls are gone then).
+    pub async fn delete_pinned(
         &self,
-        key: &str,
-        version_ids: &[String],
-    ) -> Result<(), ObjectError> {
-        if version_ids.is_empty() {
-            return Ok(());
-        }
-        let objects = version_ids
-            .iter()
-            .map(|id| {
-                ObjectIdentifier::builder()
-                    .key(key)
-                    .version_id(id)
+        objects: &[(String, Pin)],
+    ) -> Result<Vec<ObjectError>, ObjectError> {
+        const PER_CALL: usize = 1000;
+        let mut refused = Vec::new();
+        for chunk in objects.chunks(PER_CALL) {
+            let identifiers = chunk
+                .iter()
+                .map(|(key, pin)| {
+                    let identifier = ObjectIdentifier::builder().key(key);
+                    match pin {
+                        Pin::Version(id) => identifier.version_id(id),
+                        Pin::ETag(etag) => identifier.e_tag(etag),
+                    }
                     .build()
                     .map_err(|err| self.invalid("DeleteObjects", key, err.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let delete = Delete::builder()
-            .set_objects(Some(objects))
-            .quiet(true)
-            .build()
-            .map_err(|err| self.invalid("DeleteObjects", key, err.to_string()))?;
-        let output = self
-            .s3
-            .delete_objects()
-            .bucket(&self.bucket)
-            .delete(delete)
-            .send()
-            .await
-            .map_err(|err| self.error("DeleteObjects", key, &err))?;
-        if let Some(failed) = output.errors().first() {
-            let code = failed.code();
-            return Err(ObjectError {
-                operation: "DeleteObjects",
-                bucket: self.bucket.clone(),
-                key: key.to_owned(),
-                failure: Failure {
-                    reason: crate::failure::reason_for_code(code, failed.message()),
-                    message: format!(
-                        "version {}: {}: {}",
-                        failed.version_id().unwrap_or("null"),
-                        code.unwrap_or("error"),
-                        failed.message().unwrap_or_default()
-                    ),
-                },
-            });
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let first_key = chunk.first().map_or("", |(key, _)| key.as_str());
+            let delete = Delete::builder()
+                .set_objects(Some(identifiers))
+                .quiet(true)
+                .build()
+                .map_err(|err| self.invalid("DeleteObjects", first_key, err.to_string()))?;
+            let output = self
+                .s3
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|err| self.error("DeleteObjects", first_key, &err))?;
+            refused.extend(output.errors().iter().map(|failed| {
+                let code = failed.code();
+                ObjectError {
+                    operation: "DeleteObjects",
+                    bucket: self.bucket.clone(),
+                    key: failed.key().unwrap_or_default().to_owned(),
+                    failure: Failure {
+                        reason: crate::failure::reason_for_code(code, failed.message()),
+                        message: format!(
+                            "version {}: {}: {}",
+                            failed.version_id().unwrap_or("null"),
+                            code.unwrap_or("error"),
+                            failed.message().unwrap_or_default()
+                        ),
+                    },
+                }
+            }));
         }
-        Ok(())
-    }
-
-    /// Deletes the current object of an unversioned bucket, only while its ETag is `etag`.
-    pub async fn delete_current(&self, key: &str, etag: &str) -> Result<(), ObjectError> {
-        self.s3
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .if_match(etag)
-            .send()
-            .await
-            .map_err(|err| self.error("DeleteObject", key, &err))?;
-        Ok(())
+        Ok(refused)
     }
 
     /// The tags of one version (`None`: the current object).

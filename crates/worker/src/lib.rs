@@ -5,11 +5,12 @@
 //! get it pinned → decrypt in memory (allowed KMS keys, required context
 //! `securepipe:partition`) → decode and compute features exactly as `securepipe features`
 //! → put the `.npy` with a SHA-256 checksum and source metadata → verify it → delete every
-//! raw version → attest. A sample that fails authentication or decoding is quarantined
+//! raw version (in batches) → attest. A sample that fails authentication or decoding is quarantined
 //! (tagged, kept); a transient failure leaves it for the next run. Depends on api, cloud,
 //! envelope and dsp; never on Kubernetes.
 
 pub mod args;
+mod existing;
 pub mod failpoint;
 mod features;
 mod metadata;
@@ -17,6 +18,7 @@ pub mod quarantine;
 pub mod run;
 mod sample;
 pub mod settings;
+mod shred;
 
 pub use args::Args;
 pub use run::{RunError, Summary, run};

@@ -1,7 +1,8 @@
 //! One run over a partition: list the raw prefix, take this shard's current versions, run
-//! `--parallelism` samples at once, then write the attestation and return the summary.
+//! `--parallelism` samples at once while the shredder deletes verified samples' raw versions
+//! in batches, then write the attestation and return the summary.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use futures::StreamExt as _;
 use securepipe_cloud::objects::{ObjectError, ObjectStore, ObjectVersion};
@@ -10,9 +11,12 @@ use securepipe_envelope::keyring::KmsKeyringError;
 use securepipe_envelope::{Decryptor, KmsKeyring};
 use serde::Serialize;
 
+use crate::existing::ExistingFeatures;
 use crate::failpoint;
-use crate::sample::{self, Context, Listed, Outcome, PARTITION_CONTEXT_KEY, Record};
+use crate::quarantine::Reason;
+use crate::sample::{self, Context, Listed, Outcome, PARTITION_CONTEXT_KEY, Record, SampleError};
 use crate::settings::Settings;
+use crate::shred;
 
 /// What stops a run before or after the samples (a sample's own failure never does).
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +30,8 @@ pub enum RunError {
     Params(#[source] securepipe_dsp::ParamsError),
     #[error("cannot list the raw samples")]
     List(#[source] ObjectError),
+    #[error("cannot list the existing features")]
+    ListFeatures(#[source] ObjectError),
     #[error("cannot read the bucket's versioning")]
     Versioning(#[source] ObjectError),
 }
@@ -116,6 +122,13 @@ pub async fn run(settings: Settings, aws_settings: AwsSettings) -> Result<Summar
         .collect();
     tracing::info!(bucket = %settings.bucket, prefix = %settings.raw_root, listed = objects.len(),
         versioned, shard = settings.shard_index, shards = settings.shard_count, "listed raw samples");
+    let feature_keys: Vec<String> = objects
+        .iter()
+        .filter_map(|object| settings.feature_key(&object.key))
+        .collect();
+    let existing = ExistingFeatures::list(&store, &settings.feature_root, &feature_keys)
+        .await
+        .map_err(RunError::ListFeatures)?;
 
     let ctx = Context {
         params_sha256: settings.params_sha256(),
@@ -123,45 +136,45 @@ pub async fn run(settings: Settings, aws_settings: AwsSettings) -> Result<Summar
         store,
         decryptor,
         versioned,
+        existing,
     };
-    let parallelism = ctx.settings.parallelism;
-    let outcomes: Vec<(Listed, Outcome)> = futures::stream::iter(objects)
-        .map(|object| {
-            let ctx = &ctx;
-            async move {
-                let outcome = sample::process(ctx, &object).await;
-                (object, outcome)
-            }
-        })
-        .buffer_unordered(parallelism)
-        .collect()
-        .await;
-
-    let mut summary = Summary {
-        listed: outcomes.len() as u64,
-        ..Summary::default()
+    let mut tally = Tally {
+        summary: Summary {
+            listed: objects.len() as u64,
+            ..Summary::default()
+        },
+        records: Vec::new(),
+        quarantined: Vec::new(),
     };
-    let mut records = Vec::new();
-    let mut quarantined = Vec::new();
-    for (object, outcome) in outcomes {
-        match outcome {
-            Outcome::Shredded(record) => {
-                summary.shredded += 1;
-                summary.already_done += u64::from(record.resumed);
-                records.push(record);
-            }
-            Outcome::Quarantined(reason) => {
-                *summary.quarantined.entry(reason.as_str()).or_default() += 1;
-                quarantined.push(QuarantineRecord {
-                    source_key: object.key,
-                    source_version_id: object.version_id,
-                    reason: reason.as_str(),
-                });
-            }
-            Outcome::StillQuarantined => summary.still_quarantined += 1,
-            Outcome::Failed => summary.failed += 1,
-        }
+    let (to_shred, verified) = tokio::sync::mpsc::unbounded_channel();
+    // The shredder runs until this block ends and drops the sender, so a send cannot fail.
+    let samples = async {
+        let to_shred = to_shred;
+        futures::stream::iter(objects)
+            .map(|object| sample::process(&ctx, object))
+            .buffer_unordered(ctx.settings.parallelism)
+            .for_each(|outcome| {
+                match outcome {
+                    Outcome::Verified(sample) => {
+                        let _ = to_shred.send(sample);
+                    }
+                    Outcome::Quarantined(object, reason) => tally.quarantined(object, reason),
+                    Outcome::StillQuarantined => tally.summary.still_quarantined += 1,
+                    Outcome::Failed => tally.summary.failed += 1,
+                }
+                futures::future::ready(())
+            })
+            .await;
+    };
+    let ((), shredded) = tokio::join!(samples, shred::shred(&ctx, verified));
+    for (_, result) in shredded {
+        tally.shredded(result);
     }
+    let Tally {
+        mut summary,
+        mut records,
+        mut quarantined,
+    } = tally;
     records.sort_by(|a, b| a.source_key.cmp(&b.source_key));
     quarantined.sort_by(|a, b| a.source_key.cmp(&b.source_key));
     failpoint::point("worker::before-attestation");
@@ -193,6 +206,35 @@ pub async fn run(settings: Settings, aws_settings: AwsSettings) -> Result<Summar
     Ok(summary)
 }
 
+/// The outcomes counted so far, and what the attestation lists.
+struct Tally {
+    summary: Summary,
+    records: Vec<Record>,
+    quarantined: Vec<QuarantineRecord>,
+}
+
+impl Tally {
+    fn quarantined(&mut self, object: Listed, reason: Reason) {
+        *self.summary.quarantined.entry(reason.as_str()).or_default() += 1;
+        self.quarantined.push(QuarantineRecord {
+            source_key: object.key,
+            source_version_id: object.version_id,
+            reason: reason.as_str(),
+        });
+    }
+
+    fn shredded(&mut self, result: Result<Record, SampleError>) {
+        match result {
+            Ok(record) => {
+                self.summary.shredded += 1;
+                self.summary.already_done += u64::from(record.resumed);
+                self.records.push(record);
+            }
+            Err(_) => self.summary.failed += 1,
+        }
+    }
+}
+
 async fn write_attestation(
     store: &ObjectStore,
     key: &str,
@@ -209,9 +251,17 @@ async fn write_attestation(
         .map(|_| ())
 }
 
-/// The current version of each key: keys whose latest entry is a delete marker (deleted by
-/// the ingestion side) and folder placeholders (`.../`) are not samples.
+/// The current version of each key, with the key's older versions and delete markers: keys
+/// whose latest entry is a delete marker (deleted by the ingestion side) and folder
+/// placeholders (`.../`) are not samples.
 fn current_versions(entries: &[ObjectVersion]) -> Vec<Listed> {
+    let mut older: HashMap<&str, Vec<String>> = HashMap::new();
+    for entry in entries.iter().filter(|v| !v.is_latest) {
+        older
+            .entry(entry.key.as_str())
+            .or_default()
+            .push(entry.version_id.clone());
+    }
     entries
         .iter()
         .filter(|v| v.is_latest && !v.is_delete_marker && !v.key.ends_with('/'))
@@ -220,6 +270,7 @@ fn current_versions(entries: &[ObjectVersion]) -> Vec<Listed> {
             version_id: v.version_id.clone(),
             etag: v.etag.clone(),
             size: v.size,
+            older: older.remove(v.key.as_str()).unwrap_or_default(),
         })
         .collect()
 }
@@ -255,6 +306,7 @@ mod tests {
             (listed[0].key.as_str(), listed[0].version_id.as_str()),
             ("raw/p/a.wav", "3")
         );
+        assert_eq!(listed[0].older, ["2", "1"]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One raw object through every step: features already there? → get (pinned) → decrypt
-//! (required partition context) → decode and features → put → verify → delete every raw
-//! version. Returns what happened; the run goes on whatever one sample does.
+//! (required partition context) → decode and features → put → verify. A verified sample
+//! goes to the shredder (`shred`), which deletes raw versions in batches. Returns what
+//! happened; the run goes on whatever one sample does.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,7 @@ use securepipe_envelope::{DecryptError, Decryptor, KmsKeyring};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::existing::ExistingFeatures;
 use crate::failpoint;
 use crate::features::{self, FeatureError};
 use crate::metadata::{self, Source, Verified};
@@ -28,6 +30,8 @@ pub struct Context {
     /// Versioning is or was enabled: versions are pinned and deleted by VersionId.
     pub versioned: bool,
     pub params_sha256: String,
+    /// Which feature keys need a HEAD before their sample's GET.
+    pub existing: ExistingFeatures,
 }
 
 /// The current version of a raw key, as listed.
@@ -37,6 +41,8 @@ pub struct Listed {
     pub version_id: String,
     pub etag: String,
     pub size: u64,
+    /// The key's older versions and delete markers, as listed (versioned bucket).
+    pub older: Vec<String>,
 }
 
 /// The attestation record of one shredded sample.
@@ -60,13 +66,46 @@ pub struct Record {
 /// How one sample ended.
 #[derive(Debug)]
 pub enum Outcome {
-    Shredded(Record),
+    /// Features written and verified: the raw versions go next.
+    Verified(Shreddable),
     /// Quarantined by this run.
-    Quarantined(Reason),
+    Quarantined(Listed, Reason),
     /// Already carries the quarantine tag; skipped.
     StillQuarantined,
     /// Not finished (transient or not); retried by the next run, never quarantined.
     Failed,
+}
+
+/// A sample whose features are verified, waiting for its raw versions to be deleted.
+#[derive(Debug)]
+pub struct Shreddable {
+    pub object: Listed,
+    pub feature_key: String,
+    pub verified: Verified,
+    /// An earlier, interrupted run had already written and verified the features.
+    pub resumed: bool,
+    pub started_at: String,
+}
+
+impl Shreddable {
+    /// The attestation record, once every raw version is deleted.
+    pub fn record(&self, finished_at: &str) -> Record {
+        let object = &self.object;
+        let mut versions_deleted = vec![object.version_id.clone()];
+        versions_deleted.extend(object.older.iter().cloned());
+        Record {
+            source_key: object.key.clone(),
+            source_version_id: object.version_id.clone(),
+            versions_deleted,
+            plaintext_sha256: self.verified.plaintext_sha256.clone(),
+            feature_key: self.feature_key.clone(),
+            feature_sha256: self.verified.features_sha256.clone(),
+            sample_rate: self.verified.sample_rate,
+            resumed: self.resumed,
+            started_at: self.started_at.clone(),
+            finished_at: finished_at.to_owned(),
+        }
+    }
 }
 
 /// Why a sample could not be finished this run.
@@ -87,10 +126,10 @@ pub enum SampleError {
         feature_key: String,
         problem: String,
     },
-    #[error(
-        "{key} changed during the run (its latest version is no longer {version_id}); left for the next run"
-    )]
-    Changed { key: String, version_id: String },
+    #[error("the deletion batch holding {key} failed")]
+    Batch { key: String, source: ObjectError },
+    #[error("the deletion of {key} could not be confirmed")]
+    Unconfirmed { key: String, source: ObjectError },
     #[error("versions {versions:?} of {key} are still listed after their deletion")]
     Leftover { key: String, versions: Vec<String> },
     #[error("the feature task for {key} stopped")]
@@ -124,26 +163,30 @@ fn now() -> String {
 }
 
 /// Runs every step for `object` and logs the outcome (keys and reasons, never contents).
-pub async fn process(ctx: &Context, object: &Listed) -> Outcome {
+pub async fn process(ctx: &Context, object: Listed) -> Outcome {
     let started_at = now();
-    let result = steps(ctx, object, &started_at).await;
+    let result = steps(ctx, &object).await;
     let key = object.key.as_str();
     let version = object.version_id.as_str();
     match result {
-        Ok(record) => {
-            tracing::info!(key, version, feature_key = %record.feature_key,
-                versions_deleted = record.versions_deleted.len(), resumed = record.resumed,
-                "shredded");
-            Outcome::Shredded(record)
+        Ok((feature_key, verified, resumed)) => {
+            tracing::debug!(key, version, feature_key, resumed, "features verified");
+            Outcome::Verified(Shreddable {
+                object,
+                feature_key,
+                verified,
+                resumed,
+                started_at,
+            })
         }
         Err(Stop::AlreadyQuarantined) => {
             tracing::info!(key, version, "skipped: quarantined by an earlier run");
             Outcome::StillQuarantined
         }
-        Err(Stop::Quarantine(reason)) => match quarantine(ctx, object, reason).await {
+        Err(Stop::Quarantine(reason)) => match quarantine(ctx, &object, reason).await {
             Ok(true) => {
                 tracing::warn!(key, version, reason = reason.as_str(), "quarantined");
-                Outcome::Quarantined(reason)
+                Outcome::Quarantined(object, reason)
             }
             Ok(false) => Outcome::StillQuarantined,
             Err(err) => {
@@ -159,7 +202,9 @@ pub async fn process(ctx: &Context, object: &Listed) -> Outcome {
     }
 }
 
-async fn steps(ctx: &Context, object: &Listed, started_at: &str) -> Result<Record, Stop> {
+/// The steps up to verified features: their key, what their metadata says, and whether an
+/// earlier run had written them.
+async fn steps(ctx: &Context, object: &Listed) -> Result<(String, Verified, bool), Stop> {
     let settings = &ctx.settings;
     let key = object.key.as_str();
     let feature_key = settings
@@ -172,9 +217,9 @@ async fn steps(ctx: &Context, object: &Listed, started_at: &str) -> Result<Recor
         params_sha256: &ctx.params_sha256,
     };
 
-    // The feature HEAD and the raw GET go out together, one round trip less per sample; the
-    // body is used only when no verified features of this version exist. An object over the
-    // size limit is never read.
+    // When the feature object may exist, its HEAD and the raw GET go out together, one round
+    // trip less per sample; the body is used only when no verified features of this version
+    // exist. An object over the size limit is never read.
     let pin = if ctx.versioned {
         Pin::Version(object.version_id.clone())
     } else {
@@ -189,22 +234,21 @@ async fn steps(ctx: &Context, object: &Listed, started_at: &str) -> Result<Recor
             .await
             .map(Some)
     };
-    let (head, fetched) = tokio::join!(ctx.store.head(&feature_key), fetch);
+    let head = async {
+        if ctx.existing.may_exist(&feature_key) {
+            ctx.store.head(&feature_key).await
+        } else {
+            Ok(None)
+        }
+    };
+    let (head, fetched) = tokio::join!(head, fetch);
 
     // Features of this exact version already verified (a re-run after a crash): only the
     // deletion is left.
     if let Some(head) = head?
         && let Ok(verified) = metadata::verify(&head, &source, None)
     {
-        let versions_deleted = delete_raw(ctx, object).await?;
-        return Ok(record(
-            object,
-            feature_key,
-            verified,
-            versions_deleted,
-            true,
-            started_at,
-        ));
+        return Ok((feature_key, verified, true));
     }
     let fetched = fetched?.ok_or(Stop::Quarantine(Reason::TooLarge))?;
     if fetched.tag_count > 0 {
@@ -293,38 +337,7 @@ async fn steps(ctx: &Context, object: &Listed, started_at: &str) -> Result<Recor
             }
         })?;
     failpoint::point("worker::after-verify");
-
-    let versions_deleted = delete_raw(ctx, object).await?;
-    Ok(record(
-        object,
-        feature_key,
-        verified,
-        versions_deleted,
-        false,
-        started_at,
-    ))
-}
-
-fn record(
-    object: &Listed,
-    feature_key: String,
-    verified: Verified,
-    versions_deleted: Vec<String>,
-    resumed: bool,
-    started_at: &str,
-) -> Record {
-    Record {
-        source_key: object.key.clone(),
-        source_version_id: object.version_id.clone(),
-        versions_deleted,
-        plaintext_sha256: verified.plaintext_sha256,
-        feature_key,
-        feature_sha256: verified.features_sha256,
-        sample_rate: verified.sample_rate,
-        resumed,
-        started_at: started_at.to_owned(),
-        finished_at: now(),
-    }
+    Ok((feature_key, verified, false))
 }
 
 pub fn kind_name(kind: securepipe_dsp::FeatureKind) -> &'static str {
@@ -336,62 +349,6 @@ pub fn kind_name(kind: securepipe_dsp::FeatureKind) -> &'static str {
 
 fn version_of<'a>(ctx: &Context, object: &'a Listed) -> Option<&'a str> {
     ctx.versioned.then_some(object.version_id.as_str())
-}
-
-/// Deletes every version of the raw key up to the processed one, only while the processed
-/// version is still the latest: older versions and delete markers first, the processed
-/// version last (so an interrupted deletion leaves it current, and the next run finds its
-/// verified features), then lists again to confirm they are gone.
-async fn delete_raw(ctx: &Context, object: &Listed) -> Result<Vec<String>, SampleError> {
-    let store = &ctx.store;
-    let key = object.key.as_str();
-    if !ctx.versioned {
-        store.delete_current(key, &object.etag).await?;
-        failpoint::point("worker::after-delete");
-        let left = store.versions_of(key).await?;
-        if left.iter().any(|v| v.etag == object.etag) {
-            return Err(SampleError::Leftover {
-                key: key.to_owned(),
-                versions: vec!["null".to_owned()],
-            });
-        }
-        return Ok(vec!["null".to_owned()]);
-    }
-    let versions = store.versions_of(key).await?;
-    let latest = versions.iter().find(|v| v.is_latest);
-    if latest.map(|v| v.version_id.as_str()) != Some(object.version_id.as_str()) {
-        return Err(SampleError::Changed {
-            key: key.to_owned(),
-            version_id: object.version_id.clone(),
-        });
-    }
-    let older: Vec<String> = versions
-        .iter()
-        .filter(|v| v.version_id != object.version_id)
-        .map(|v| v.version_id.clone())
-        .collect();
-    store.delete_versions(key, &older).await?;
-    failpoint::point("worker::after-delete-noncurrent");
-    store
-        .delete_versions(key, std::slice::from_ref(&object.version_id))
-        .await?;
-    failpoint::point("worker::after-delete");
-    let mut deleted = vec![object.version_id.clone()];
-    deleted.extend(older);
-    let left: Vec<String> = store
-        .versions_of(key)
-        .await?
-        .into_iter()
-        .filter(|v| deleted.contains(&v.version_id))
-        .map(|v| v.version_id)
-        .collect();
-    if !left.is_empty() {
-        return Err(SampleError::Leftover {
-            key: key.to_owned(),
-            versions: left,
-        });
-    }
-    Ok(deleted)
 }
 
 /// Tags the object (this version) with the reason, keeping its other tags. `Ok(false)` when

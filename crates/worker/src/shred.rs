@@ -1,0 +1,195 @@
+//! Deleting the raw versions of verified samples, many keys per DeleteObjects call.
+//!
+//! Samples arrive here once their features are verified; every `BATCH` of them (and the
+//! rest at the end of the run) is deleted in two steps: the older versions and delete
+//! markers of every key in the batch first, then the processed versions. An interrupted
+//! batch so leaves each processed version current, and the next run finds its verified
+//! features and only deletes. Exactly the listed versions are deleted, so a version written
+//! after the listing stays for the next run. After the last batch, one listing of the raw
+//! folder confirms that none of the deleted versions is left.
+
+use std::collections::{HashMap, HashSet};
+
+use securepipe_cloud::objects::{ObjectError, ObjectVersion, Pin};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::failpoint;
+use crate::sample::{Context, DisplayChain, Listed, Record, SampleError, Shreddable};
+
+/// Samples per deletion batch: few calls per run, and a crash leaves at most this many
+/// verified samples for the next run to delete.
+const BATCH: usize = 100;
+
+/// Deletes the raw versions of every sample received, until the sender closes. Returns each
+/// sample's record, or why its raw versions are not (all) gone.
+pub async fn shred(
+    ctx: &Context,
+    mut verified: UnboundedReceiver<Shreddable>,
+) -> Vec<(Listed, Result<Record, SampleError>)> {
+    let mut results = Vec::new();
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Some(sample) = verified.recv().await {
+        batch.push(sample);
+        if batch.len() == BATCH {
+            results.extend(delete_batch(ctx, std::mem::take(&mut batch)).await);
+        }
+    }
+    if !batch.is_empty() {
+        results.extend(delete_batch(ctx, batch).await);
+    }
+    confirm(ctx, &mut results).await;
+    for (object, result) in &results {
+        let (key, version) = (object.key.as_str(), object.version_id.as_str());
+        match result {
+            Ok(record) => tracing::info!(key, version, feature_key = %record.feature_key,
+                versions_deleted = record.versions_deleted.len(), resumed = record.resumed,
+                "shredded"),
+            Err(err) => tracing::error!(key, version, error = %DisplayChain(err),
+                "raw versions not deleted; left for the next run"),
+        }
+    }
+    results
+}
+
+/// How a listed version is named in a delete: by VersionId, or by ETag on an unversioned
+/// bucket (its one version is `null`).
+fn pin(ctx: &Context, version_id: &str, etag: &str) -> Pin {
+    if ctx.versioned {
+        Pin::Version(version_id.to_owned())
+    } else {
+        Pin::ETag(etag.to_owned())
+    }
+}
+
+async fn delete_batch(
+    ctx: &Context,
+    batch: Vec<Shreddable>,
+) -> Vec<(Listed, Result<Record, SampleError>)> {
+    let older: Vec<(String, Pin)> = batch
+        .iter()
+        .flat_map(|sample| {
+            let key = &sample.object.key;
+            sample
+                .object
+                .older
+                .iter()
+                .map(|id| (key.clone(), Pin::Version(id.clone())))
+        })
+        .collect();
+    let mut refused = match delete(ctx, &older).await {
+        Ok(refused) => refused,
+        Err(err) => return fail_all(batch, &err),
+    };
+    failpoint::point("worker::after-delete-noncurrent");
+
+    // A key whose older versions are not all gone keeps its processed version.
+    let current: Vec<(String, Pin)> = batch
+        .iter()
+        .filter(|sample| !refused.contains_key(&sample.object.key))
+        .map(|sample| {
+            let object = &sample.object;
+            (
+                object.key.clone(),
+                pin(ctx, &object.version_id, &object.etag),
+            )
+        })
+        .collect();
+    match delete(ctx, &current).await {
+        Ok(more) => refused.extend(more),
+        Err(err) => return fail_all(batch, &err),
+    }
+    failpoint::point("worker::after-delete");
+
+    let finished_at = jiff::Timestamp::now().to_string();
+    batch
+        .into_iter()
+        .map(|sample| {
+            let result = match refused.remove(&sample.object.key) {
+                Some(err) => Err(SampleError::Object(err)),
+                None => Ok(sample.record(&finished_at)),
+            };
+            (sample.object, result)
+        })
+        .collect()
+}
+
+/// Deletes `objects`; the refusals by key (one per key is enough to name it).
+async fn delete(
+    ctx: &Context,
+    objects: &[(String, Pin)],
+) -> Result<HashMap<String, ObjectError>, ObjectError> {
+    if objects.is_empty() {
+        return Ok(Default::default());
+    }
+    let refused = ctx.store.delete_pinned(objects).await?;
+    Ok(refused
+        .into_iter()
+        .map(|err| (err.key.clone(), err))
+        .collect())
+}
+
+fn fail_all(
+    batch: Vec<Shreddable>,
+    err: &ObjectError,
+) -> Vec<(Listed, Result<Record, SampleError>)> {
+    batch
+        .into_iter()
+        .map(|sample| {
+            let failure = SampleError::Batch {
+                key: sample.object.key.clone(),
+                source: err.clone(),
+            };
+            (sample.object, Err(failure))
+        })
+        .collect()
+}
+
+/// Lists the raw folder once and fails every sample one of whose deleted versions is still
+/// there (or all of them when the listing fails: nothing unconfirmed is reported shredded).
+async fn confirm(ctx: &Context, results: &mut [(Listed, Result<Record, SampleError>)]) {
+    if !results.iter().any(|(_, result)| result.is_ok()) {
+        return;
+    }
+    let listing = ctx.store.list_versions(&ctx.settings.raw_root).await;
+    for (object, result) in results.iter_mut() {
+        let Ok(record) = result else { continue };
+        let left = match &listing {
+            Ok(entries) => leftovers(ctx, object, record, entries),
+            Err(err) => {
+                *result = Err(SampleError::Unconfirmed {
+                    key: object.key.clone(),
+                    source: err.clone(),
+                });
+                continue;
+            }
+        };
+        if !left.is_empty() {
+            *result = Err(SampleError::Leftover {
+                key: object.key.clone(),
+                versions: left,
+            });
+        }
+    }
+}
+
+/// The versions of `object` this run deleted that the listing still shows.
+fn leftovers(
+    ctx: &Context,
+    object: &Listed,
+    record: &Record,
+    entries: &[ObjectVersion],
+) -> Vec<String> {
+    let deleted: HashSet<&str> = record.versions_deleted.iter().map(String::as_str).collect();
+    entries
+        .iter()
+        .filter(|entry| entry.key == object.key)
+        .filter(|entry| {
+            if ctx.versioned {
+                deleted.contains(entry.version_id.as_str())
+            } else {
+                entry.etag == object.etag
+            }
+        })
+        .map(|entry| entry.version_id.clone())
+        .collect()
+}
