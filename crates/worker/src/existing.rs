@@ -6,6 +6,8 @@
 //! The listing starts just before the smallest wanted key and reads at most as many pages
 //! as the wanted keys could fill, plus one: a partition with many older features costs no
 //! more than its backlog. Keys beyond where it stopped may exist and get their HEAD.
+//! A wrong "absent" would cost work, never data: the features are recomputed, byte-equal,
+//! and verified again before any deletion.
 
 use std::collections::HashSet;
 
