@@ -30,10 +30,13 @@ mod logmel;
 mod mel;
 mod npy;
 mod params;
+mod source;
 mod stft;
 mod window;
 
-pub use audio::{Audio, DecodeError, decode_wav, read_wav};
-pub use extractor::{ExtractError, FeatureExtractor, FeatureKind, FeatureMatrix};
+pub use audio::{Audio, DecodeError, decode_wav};
+pub use extractor::{
+    ExtractError, FeatureExtractor, FeatureKind, FeatureMatrix, WavFeaturesError, wav_features,
+};
 pub use npy::write_npy;
 pub use params::{FeatureParams, MelNorm, MelScale, ParamsError, Precision};

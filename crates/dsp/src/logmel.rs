@@ -4,6 +4,7 @@ use crate::db;
 use crate::guard::DepthGuard;
 use crate::mel::MelFilterBank;
 use crate::params::Precision;
+use crate::source::Encoding;
 use crate::stft::{Framing, Stft};
 
 /// Frames processed together: their mel energies are converted to dB while they are still in
@@ -95,9 +96,9 @@ impl LogMelFrontend {
     /// The `top_db` floor is known only once every frame is in, so a second pass finishes the
     /// matrix (refines risky frames, clamps) `FINISH_FRAMES` columns at a time and hands each
     /// finished block to `finished(out, first, count)` while it is still in cache.
-    pub(crate) fn compute(
+    pub(crate) fn compute<E: Encoding>(
         &mut self,
-        signal: &[f32],
+        signal: &[E::Raw],
         headroom: Headroom,
         frames: usize,
         out: &mut [f32],
@@ -115,7 +116,7 @@ impl LogMelFrontend {
             for group in (first..first + count).step_by(MEL_FRAMES) {
                 let spectra = &mut self.power[..MEL_FRAMES.min(first + count - group) * bins];
                 for (t, power) in (group..).zip(spectra.chunks_exact_mut(bins)) {
-                    self.stft.power_frame(signal, t, power);
+                    self.stft.power_frame::<E>(signal, t, power);
                     if let Some((_, guard)) = &mut self.refine {
                         guard.record(t, power, headroom.offset_db);
                     }
@@ -134,7 +135,7 @@ impl LogMelFrontend {
         for first in (0..frames).step_by(FINISH_FRAMES) {
             let count = FINISH_FRAMES.min(frames - first);
             if let Some(floor) = floor {
-                self.refine_block(signal, headroom, out, frames, floor, first..first + count);
+                self.refine_block::<E>(signal, headroom, out, frames, floor, first..first + count);
                 for row in out.chunks_exact_mut(frames) {
                     db::clamp_below(&mut row[first..first + count], floor);
                 }
@@ -155,9 +156,9 @@ impl LogMelFrontend {
     }
 
     /// Recomputes in `f64` the frames in `columns` that the guard finds too deep for `f32`.
-    fn refine_block(
+    fn refine_block<E: Encoding>(
         &mut self,
-        signal: &[f32],
+        signal: &[E::Raw],
         headroom: Headroom,
         out: &mut [f32],
         frames: usize,
@@ -177,7 +178,7 @@ impl LogMelFrontend {
         {
             let t = first + offset;
             let power = &mut self.power[..bins];
-            stft.power_frame(signal, t, power);
+            stft.power_frame::<E>(signal, t, power);
             self.mel.apply_block(power, bins, &mut self.column, 1, 0);
             db::to_db(&mut self.column, headroom.offset_db);
             for (row, &db) in out.chunks_exact_mut(frames).zip(self.column.iter()) {
@@ -190,6 +191,7 @@ impl LogMelFrontend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::Float;
 
     #[test]
     fn quiet_signals_are_left_alone() {
@@ -235,7 +237,7 @@ mod tests {
     fn log_mel(frontend: &mut LogMelFrontend, signal: &[f32]) -> Vec<f32> {
         let frames = frontend.frame_count(signal.len()).expect("frames");
         let mut out = vec![0.0; 128 * frames];
-        frontend.compute(
+        frontend.compute::<Float>(
             signal,
             Headroom::for_peak(1.0),
             frames,

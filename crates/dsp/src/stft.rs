@@ -16,6 +16,7 @@ use rustfft::num_traits::Zero;
 use rustfft::{Fft, FftNum, FftPlanner};
 
 use crate::params::Precision;
+use crate::source::Encoding;
 
 /// The float type an STFT runs in.
 pub(crate) trait StftFloat: FftNum {
@@ -160,7 +161,7 @@ impl<T: StftFloat> PowerStft<T> {
     }
 
     /// Windows frame `t` into the FFT input.
-    fn load(&mut self, signal: &[f32], t: usize) {
+    fn load<E: Encoding>(&mut self, signal: &[E::Raw], t: usize) {
         let n = self.framing.n_fft;
         let (lead, start, count) = self.framing.span(t, signal.len());
         if self.is_packed() && count == n {
@@ -171,7 +172,10 @@ impl<T: StftFloat> PowerStft<T> {
                 .zip(self.scaled_window.chunks_exact(2))
                 .zip(signal[start..start + n].chunks_exact(2))
             {
-                *c = Complex::new(w[0] * T::from_sample(x[0]), w[1] * T::from_sample(x[1]));
+                *c = Complex::new(
+                    w[0] * T::from_sample(E::value(x[0])),
+                    w[1] * T::from_sample(E::value(x[1])),
+                );
             }
             return;
         }
@@ -184,7 +188,7 @@ impl<T: StftFloat> PowerStft<T> {
             .zip(&self.scaled_window[lead..lead + count])
             .zip(&signal[start..start + count])
         {
-            *f = w * T::from_sample(x);
+            *f = w * T::from_sample(E::value(x));
         }
         if self.is_packed() {
             for (c, pair) in self.input.iter_mut().zip(self.frame.chunks_exact(2)) {
@@ -197,8 +201,8 @@ impl<T: StftFloat> PowerStft<T> {
         }
     }
 
-    fn power_frame(&mut self, signal: &[f32], t: usize, power: &mut [f32]) {
-        self.load(signal, t);
+    fn power_frame<E: Encoding>(&mut self, signal: &[E::Raw], t: usize, power: &mut [f32]) {
+        self.load::<E>(signal, t);
         self.fft.process_outofplace_with_scratch(
             &mut self.input,
             &mut self.spectrum,
@@ -301,10 +305,15 @@ impl Stft {
     }
 
     /// The power spectrum of frame `t` of `signal`, written to `power` (`bins()` long).
-    pub(crate) fn power_frame(&mut self, signal: &[f32], t: usize, power: &mut [f32]) {
+    pub(crate) fn power_frame<E: Encoding>(
+        &mut self,
+        signal: &[E::Raw],
+        t: usize,
+        power: &mut [f32],
+    ) {
         match self {
-            Self::Single(stft) => stft.power_frame(signal, t, power),
-            Self::Double(stft) => stft.power_frame(signal, t, power),
+            Self::Single(stft) => stft.power_frame::<E>(signal, t, power),
+            Self::Double(stft) => stft.power_frame::<E>(signal, t, power),
         }
     }
 }
@@ -312,6 +321,7 @@ impl Stft {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::Float;
 
     #[test]
     fn centred_frame_count_is_one_plus_len_over_hop() {
@@ -386,7 +396,7 @@ mod tests {
                 stft.set_gain(1.0);
                 let mut power = vec![f32::NAN; stft.bins()];
                 for t in 0..framing.frame_count(signal.len()).expect("frames") {
-                    stft.power_frame(&signal, t, &mut power);
+                    stft.power_frame::<Float>(&signal, t, &mut power);
                     let frame: Vec<f64> = (0..n_fft)
                         .map(|i| {
                             let idx = (t * 4 + i) as isize - (n_fft / 2) as isize;
