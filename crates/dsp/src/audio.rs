@@ -192,10 +192,7 @@ impl Layout {
     /// Appends the samples of `data` (whole samples) to `out`, scaled as described on
     /// [`decode_wav`]: the same values as hound's `samples::<i32>()` (`<f32>` for float).
     fn convert(&self, data: &[u8], out: &mut Vec<f32>) {
-        fn extend<E: Encoding, const N: usize>(data: &[u8], out: &mut Vec<f32>)
-        where
-            E: Encoding<Raw = [u8; N]>,
-        {
+        fn extend<E: Encoding<Raw = [u8; N]>, const N: usize>(data: &[u8], out: &mut Vec<f32>) {
             out.extend(data.as_chunks::<N>().0.iter().map(|&raw| E::value(raw)));
         }
         match self.format() {
