@@ -4,8 +4,8 @@ use crate::db;
 use crate::guard::DepthGuard;
 use crate::mel::MelFilterBank;
 use crate::params::Precision;
-use crate::source::Encoding;
-use crate::stft::{Framing, Stft};
+use crate::source::{self, Encoding};
+use crate::stft::{Excerpt, Framing, Stft};
 
 /// Frames processed together: their mel energies are converted to dB while they are still in
 /// cache.
@@ -51,6 +51,8 @@ pub(crate) struct LogMelFrontend {
     power: Vec<f32>,
     /// Mel energies, then dB, of one frame that is redone in `f64`.
     column: Vec<f32>,
+    /// The samples of the frames in hand, converted to `f32` (unless they are already).
+    samples: Vec<f32>,
 }
 
 impl LogMelFrontend {
@@ -75,6 +77,7 @@ impl LogMelFrontend {
         Self {
             power: vec![0.0; MEL_FRAMES * stft.bins()],
             column: vec![0.0; mel.n_mels()],
+            samples: Vec::new(),
             stft,
             refine,
             mel,
@@ -110,13 +113,21 @@ impl LogMelFrontend {
             stft.set_gain(headroom.gain);
             guard.start(frames);
         }
+        let framing = self.stft.framing();
         let mut max_db = f32::NEG_INFINITY;
         for first in (0..frames).step_by(BLOCK_FRAMES) {
             let count = BLOCK_FRAMES.min(frames - first);
+            // Each sample is converted once per block, not once per frame that reads it.
+            let range = framing.samples_for(first..first + count, signal.len());
+            let excerpt = Excerpt {
+                origin: range.start,
+                samples: source::to_f32::<E>(signal, range, &mut self.samples),
+                len: signal.len(),
+            };
             for group in (first..first + count).step_by(MEL_FRAMES) {
                 let spectra = &mut self.power[..MEL_FRAMES.min(first + count - group) * bins];
                 for (t, power) in (group..).zip(spectra.chunks_exact_mut(bins)) {
-                    self.stft.power_frame::<E>(signal, t, power);
+                    self.stft.power_frame(excerpt, t, power);
                     if let Some((_, guard)) = &mut self.refine {
                         guard.record(t, power, headroom.offset_db);
                     }
@@ -153,6 +164,7 @@ impl LogMelFrontend {
         }
         self.power.fill(0.0);
         self.column.fill(0.0);
+        self.samples.fill(0.0);
     }
 
     /// Recomputes in `f64` the frames in `columns` that the guard finds too deep for `f32`.
@@ -177,8 +189,14 @@ impl LogMelFrontend {
             .filter(|(_, risky)| **risky)
         {
             let t = first + offset;
+            let range = stft.framing().samples_for(t..t + 1, signal.len());
+            let excerpt = Excerpt {
+                origin: range.start,
+                samples: source::to_f32::<E>(signal, range, &mut self.samples),
+                len: signal.len(),
+            };
             let power = &mut self.power[..bins];
-            stft.power_frame::<E>(signal, t, power);
+            stft.power_frame(excerpt, t, power);
             self.mel.apply_block(power, bins, &mut self.column, 1, 0);
             db::to_db(&mut self.column, headroom.offset_db);
             for (row, &db) in out.chunks_exact_mut(frames).zip(self.column.iter()) {

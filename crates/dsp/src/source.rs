@@ -1,8 +1,11 @@
-//! How mono samples are stored: an `f32` signal, or a WAV file's own data chunk, converted
-//! sample by sample as the STFT reads each frame (no decoded copy of a long file is made).
+//! How mono samples are stored: an `f32` signal, or a WAV file's own data chunk, converted a
+//! block of frames' worth at a time as the STFT needs them (no decoded copy of a long file is
+//! made).
 //!
 //! Every encoding gives exactly the `f32` values `decode_wav` gives, so features are the same
 //! bit for bit whichever way the samples arrive.
+
+use std::ops::Range;
 
 /// A sample encoding: how one stored sample becomes the decoder's `f32`.
 pub(crate) trait Encoding {
@@ -11,6 +14,26 @@ pub(crate) trait Encoding {
     /// Integer PCM lies in [-1, 1] and is always finite: no scan of the signal is needed.
     const BOUNDED: bool;
     fn value(raw: Self::Raw) -> f32;
+    /// The samples themselves when they are `f32` already.
+    fn as_f32(_raw: &[Self::Raw]) -> Option<&[f32]> {
+        None
+    }
+}
+
+/// Samples `range` of `signal` as `f32`: borrowed when they are `f32` already, else converted
+/// into `scratch`.
+pub(crate) fn to_f32<'a, E: Encoding>(
+    signal: &'a [E::Raw],
+    range: Range<usize>,
+    scratch: &'a mut Vec<f32>,
+) -> &'a [f32] {
+    let raw = &signal[range];
+    if let Some(samples) = E::as_f32(raw) {
+        return samples;
+    }
+    scratch.clear();
+    scratch.extend(raw.iter().map(|&x| E::value(x)));
+    scratch
 }
 
 /// An `f32` signal (decoded, downmixed, or from the caller).
@@ -38,6 +61,9 @@ impl Encoding for Float {
     #[inline(always)]
     fn value(raw: f32) -> f32 {
         raw
+    }
+    fn as_f32(raw: &[f32]) -> Option<&[f32]> {
+        Some(raw)
     }
 }
 
