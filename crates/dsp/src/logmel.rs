@@ -1,5 +1,7 @@
 //! Signal → log-mel matrix (band-major, clamped dB): the part shared by MFCC and log-mel.
 
+use zeroize::Zeroize;
+
 use crate::db;
 use crate::guard::DepthGuard;
 use crate::mel::MelFilterBank;
@@ -164,7 +166,8 @@ impl LogMelFrontend {
         }
         self.power.fill(0.0);
         self.column.fill(0.0);
-        self.samples.fill(0.0);
+        // Its capacity may hold an earlier, longer block: zeroize clears all of it.
+        self.samples.zeroize();
     }
 
     /// Recomputes in `f64` the frames in `columns` that the guard finds too deep for `f32`.
