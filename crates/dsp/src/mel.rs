@@ -92,14 +92,14 @@ impl MelFilterBank {
             let (left, centre, right) = (mel_f[band], mel_f[band + 1], mel_f[band + 2]);
             let enorm = 2.0 / (right - left);
             // The triangle is zero at and outside (left, right): only bins inside are computed
-            // (all of them for a degenerate band), which makes building ~20x cheaper.
+            // and searched (all of them for a degenerate band); `row` is zero elsewhere.
             let support = if left < centre && centre < right {
                 freqs.partition_point(|&f| f <= left)..freqs.partition_point(|&f| f < right)
             } else {
                 0..freqs.len()
             };
-            row.fill(0.0);
-            for (w, &f) in row[support.clone()].iter_mut().zip(&freqs[support]) {
+            let inside = &mut row[support.clone()];
+            for (w, &f) in inside.iter_mut().zip(&freqs[support.clone()]) {
                 let lower = -(left - f) / (centre - left);
                 let upper = (right - f) / (right - centre);
                 // librosa stores the triangle as float32, then scales it in float64.
@@ -109,15 +109,18 @@ impl MelFilterBank {
                     MelNorm::Off => triangle,
                 };
             }
-            let first = row.iter().position(|&w| w != 0.0);
-            let last = row.iter().rposition(|&w| w != 0.0);
+            let first = inside.iter().position(|&w| w != 0.0);
+            let last = inside.iter().rposition(|&w| w != 0.0);
             let (start, end) = match (first, last) {
-                (Some(first), Some(last)) => pad_to_lanes(first, last + 1, row.len()),
+                (Some(first), Some(last)) => {
+                    pad_to_lanes(support.start + first, support.start + last + 1, row.len())
+                }
                 _ => (0, 0),
             };
             starts.push(start);
             weights.extend_from_slice(&row[start..end]);
             offsets.push(weights.len());
+            row[support].fill(0.0);
         }
         Self {
             starts,
