@@ -2,8 +2,9 @@
 //! makes (`wav_features` with these options at the file's own rate, then `write_npy`), so the
 //! object equals that command's file byte for byte. CPU-bound: run on a blocking thread.
 //!
-//! A mono file's samples go from the plaintext straight into the STFT frames; only a file of
-//! several channels is decoded into a separate signal, which `wav_features` zeroizes.
+//! A mono file's samples are read from the plaintext a block of frames at a time (through a
+//! small buffer the extractor zeroizes); only a file of several channels is decoded into a
+//! signal of its own, which `wav_features` zeroizes too.
 //!
 //! Each blocking thread keeps one extractor (FFT plans, window, filter bank, DCT, buffers) and
 //! reuses it for every sample with the same parameters: planning per sample cost more than a
