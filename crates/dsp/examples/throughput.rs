@@ -7,19 +7,21 @@
 //! `throughput FILE.wav...` prints, per file, `file<TAB>rate<TAB>seconds<TAB>frames<TAB>
 //! x-real-time` for MFCC at librosa's default parameters (best of repeated runs).
 //! `throughput --end-to-end FILE.wav...` prints the same columns for the whole path of
-//! `securepipe features` and the worker: read the file, decode it, build the extractor, MFCC,
-//! encode the `.npy` and write it.
+//! `securepipe features` and the worker: read the file, `wav_features` (parse, build the
+//! extractor, MFCC), encode the `.npy` and write it.
 //! `throughput --fft N` prints the best time in ns of one bare N-point f32 real FFT (plan
 //! reused, scratch preallocated): the floor any STFT pipeline pays per frame.
 
 use std::error::Error;
 use std::fs::File;
 use std::hint::black_box;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::time::{Duration, Instant};
 
 use realfft::RealFftPlanner;
-use securepipe_dsp::{FeatureExtractor, FeatureParams, decode_wav, read_wav, write_npy};
+use securepipe_dsp::{
+    FeatureExtractor, FeatureKind, FeatureParams, decode_wav, wav_features, write_npy,
+};
 
 /// Measurements keep the best sample taken within this much wall time (at least 5 samples).
 const BUDGET: Duration = Duration::from_millis(3000);
@@ -120,23 +122,21 @@ fn main() -> Result<(), Box<dyn Error>> {
 fn end_to_end(path: &str) -> Result<(), Box<dyn Error>> {
     let out = std::env::temp_dir().join(format!("throughput-{}.npy", std::process::id()));
     let mut frames = 0;
-    let mut info = (0, 0.0);
+    let (rate, seconds) = {
+        let audio = decode_wav(&std::fs::read(path)?)?;
+        let rate = audio.sample_rate;
+        (rate, audio.samples.len() as f64 / f64::from(rate))
+    };
     let best = best_of(|| {
-        let audio = read_wav(BufReader::new(File::open(path)?))?;
-        let mut extractor = FeatureExtractor::new(FeatureParams::new(audio.sample_rate))?;
-        let features = extractor.mfcc(&audio.samples)?;
+        let wav = std::fs::read(path)?;
+        let features = wav_features(&wav, FeatureKind::Mfcc, FeatureParams::new, &mut None)?;
         let mut npy = BufWriter::new(File::create(&out)?);
         write_npy(&mut npy, &features)?;
         npy.flush()?;
         frames = features.frames();
-        info = (
-            audio.sample_rate,
-            audio.samples.len() as f64 / f64::from(audio.sample_rate),
-        );
         Ok(())
     })?;
     std::fs::remove_file(&out)?;
-    let (rate, seconds) = info;
     println!(
         "{path}\t{rate}\t{seconds}\t{frames}\t{:.1}",
         seconds / best.as_secs_f64()

@@ -1,4 +1,4 @@
-//! WAV decoding to a mono `f32` signal, sample for sample what
+//! WAV parsing, and decoding to a mono `f32` signal sample for sample what
 //! `librosa.to_mono(soundfile.read(f, dtype='float32')[0].T)` gives.
 
 use std::cell::Cell;
@@ -6,6 +6,8 @@ use std::io::{ErrorKind, Read};
 
 use hound::{SampleFormat, WavReader};
 use zeroize::Zeroize;
+
+use crate::source::{self, Encoding};
 
 /// A decoded recording: mono samples at the file's own rate (nothing is resampled).
 #[derive(Debug, Clone, PartialEq)]
@@ -34,57 +36,75 @@ pub enum DecodeError {
     },
 }
 
+/// A WAV file held in memory, its header checked: integer PCM of 8, 16, 24 or 32 bits, or
+/// 32-bit float, any number of channels. The data chunk is borrowed, not decoded: the
+/// extractor reads a mono file's samples straight from it (see [`crate::wav_features`]).
+pub(crate) struct Wav<'a> {
+    layout: Layout,
+    /// The whole data chunk.
+    data: &'a [u8],
+}
+
+/// How a WAV file stores its samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    U8,
+    I16,
+    I24,
+    I32,
+    Float,
+}
+
+impl<'a> Wav<'a> {
+    /// Reads the header of `bytes` and finds the data chunk (checked to be as long as declared).
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut rest = bytes;
+        let (layout, first) = Layout::read(&mut rest)?;
+        // `rest` starts after the first sample, which measured the container.
+        let start = bytes.len() - rest.len() - if first { layout.width } else { 0 };
+        let data = bytes[start..]
+            .get(..layout.count.saturating_mul(layout.width))
+            .ok_or_else(short_data)?;
+        Ok(Self { layout, data })
+    }
+
+    /// Samples per second, from the file.
+    pub(crate) fn sample_rate(&self) -> u32 {
+        self.layout.spec.sample_rate
+    }
+
+    pub(crate) fn channels(&self) -> u16 {
+        self.layout.spec.channels
+    }
+
+    pub(crate) fn format(&self) -> Format {
+        self.layout.format()
+    }
+
+    pub(crate) fn data(&self) -> &'a [u8] {
+        self.data
+    }
+
+    /// The mono `f32` signal, as described on [`decode_wav`].
+    pub(crate) fn decode(&self) -> Audio {
+        let mut interleaved = Vec::with_capacity(self.layout.count);
+        self.layout.convert(self.data, &mut interleaved);
+        Audio {
+            sample_rate: self.sample_rate(),
+            channels: self.channels(),
+            samples: downmix(interleaved, usize::from(self.channels())),
+        }
+    }
+}
+
 /// Decodes a WAV file held in memory: integer PCM of 8, 16, 24 or 32 bits, or 32-bit float,
 /// any number of channels (averaged to mono like `librosa.to_mono`).
 ///
 /// Integers are scaled as libsndfile does for float output: `x / 2^(bits - 1)`, with 8-bit data
 /// (unsigned in WAV) centred first; 32-bit values are rounded to `f32` before scaling.
 pub fn decode_wav(bytes: &[u8]) -> Result<Audio, DecodeError> {
-    let mut rest = bytes;
-    let (layout, first) = Layout::read(&mut rest)?;
-    let data = rest.get(..layout.rest_bytes()).ok_or_else(short_data)?;
-    let mut interleaved = Vec::with_capacity(layout.count);
-    interleaved.extend(first);
-    layout.convert(data, &mut interleaved);
-    Ok(layout.into_audio(interleaved))
+    Ok(Wav::parse(bytes)?.decode())
 }
-
-/// [`decode_wav`] of a WAV file read from `reader` (a file, say): the data chunk is converted
-/// as it is read, so the file's bytes are never all in memory.
-pub fn read_wav(mut reader: impl Read) -> Result<Audio, DecodeError> {
-    let (layout, first) = Layout::read(&mut reader)?;
-    // The header's sample count is not trusted for the allocation: a short file ends early.
-    let mut interleaved = Vec::with_capacity(layout.count.min(READ_PREALLOCATION));
-    interleaved.extend(first);
-    let mut buffer = vec![0u8; layout.width * READ_CHUNK_SAMPLES];
-    let mut left = layout.rest_bytes();
-    let result = loop {
-        if left == 0 {
-            break Ok(());
-        }
-        let chunk = &mut buffer[..left.min(layout.width * READ_CHUNK_SAMPLES)];
-        if let Err(err) = reader.read_exact(chunk) {
-            break Err(if err.kind() == ErrorKind::UnexpectedEof {
-                short_data()
-            } else {
-                hound::Error::IoError(err)
-            });
-        }
-        layout.convert(chunk, &mut interleaved);
-        left -= chunk.len();
-    };
-    buffer.zeroize();
-    if let Err(err) = result {
-        interleaved.zeroize();
-        return Err(err.into());
-    }
-    Ok(layout.into_audio(interleaved))
-}
-
-/// Samples `read_wav` preallocates for at most (64 MiB of `f32`); a longer signal grows.
-const READ_PREALLOCATION: usize = 1 << 24;
-/// Samples `read_wav` reads and converts at a time.
-const READ_CHUNK_SAMPLES: usize = 131_072;
 
 fn short_data() -> hound::Error {
     hound::Error::IoError(std::io::Error::new(
@@ -121,8 +141,8 @@ struct Layout {
 
 impl Layout {
     /// Reads the header with hound's parser, then the first sample, which measures the
-    /// container; `reader` is left after that sample, which is returned decoded.
-    fn read(reader: &mut impl Read) -> Result<(Self, Option<f32>), DecodeError> {
+    /// container; `reader` is left after that sample. Also says whether there was one.
+    fn read(reader: &mut impl Read) -> Result<(Self, bool), DecodeError> {
         let read = Cell::new(0);
         let mut wav = WavReader::new(Counting {
             inner: &mut *reader,
@@ -131,19 +151,15 @@ impl Layout {
         let spec = wav.spec();
         let count = wav.len() as usize;
         let header = read.get();
-        let scale = int_scale(spec.bits_per_sample);
         let first = match spec.sample_format {
-            SampleFormat::Float => wav.samples::<f32>().next().transpose()?,
-            SampleFormat::Int => wav
-                .samples::<i32>()
-                .next()
-                .transpose()?
-                .map(|x| x as f32 * scale),
+            SampleFormat::Float => wav.samples::<f32>().next().transpose()?.is_some(),
+            SampleFormat::Int => wav.samples::<i32>().next().transpose()?.is_some(),
         };
         // An empty data chunk counts as packed.
-        let width = match first {
-            Some(_) => read.get() - header,
-            None => usize::from(spec.bits_per_sample / 8),
+        let width = if first {
+            read.get() - header
+        } else {
+            usize::from(spec.bits_per_sample / 8)
         };
         let container = u16::try_from(width * 8).unwrap_or(u16::MAX);
         let supported = match spec.sample_format {
@@ -163,52 +179,30 @@ impl Layout {
         Ok((Self { spec, width, count }, first))
     }
 
-    /// Data bytes after the first sample.
-    fn rest_bytes(&self) -> usize {
-        self.count.saturating_sub(1) * self.width
+    fn format(&self) -> Format {
+        match (self.spec.sample_format, self.width) {
+            (SampleFormat::Float, _) => Format::Float,
+            (SampleFormat::Int, 1) => Format::U8,
+            (SampleFormat::Int, 2) => Format::I16,
+            (SampleFormat::Int, 3) => Format::I24,
+            (SampleFormat::Int, _) => Format::I32,
+        }
     }
 
     /// Appends the samples of `data` (whole samples) to `out`, scaled as described on
     /// [`decode_wav`]: the same values as hound's `samples::<i32>()` (`<f32>` for float).
     fn convert(&self, data: &[u8], out: &mut Vec<f32>) {
-        let scale = int_scale(self.spec.bits_per_sample);
-        match (self.spec.sample_format, self.width) {
-            (SampleFormat::Float, _) => out.extend(
-                data.chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            ),
-            // 8-bit WAV data is unsigned, centred on 128.
-            (SampleFormat::Int, 1) => {
-                out.extend(data.iter().map(|&b| (i32::from(b) - 128) as f32 * scale));
-            }
-            (SampleFormat::Int, 2) => out.extend(
-                data.chunks_exact(2)
-                    .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) * scale),
-            ),
-            // Sign-extend by placing the three bytes high in an i32 and shifting back.
-            (SampleFormat::Int, 3) => out.extend(
-                data.chunks_exact(3)
-                    .map(|b| (i32::from_le_bytes([0, b[0], b[1], b[2]]) >> 8) as f32 * scale),
-            ),
-            (SampleFormat::Int, _) => out.extend(
-                data.chunks_exact(4)
-                    .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32 * scale),
-            ),
+        fn extend<E: Encoding<Raw = [u8; N]>, const N: usize>(data: &[u8], out: &mut Vec<f32>) {
+            out.extend(data.as_chunks::<N>().0.iter().map(|&raw| E::value(raw)));
+        }
+        match self.format() {
+            Format::U8 => out.extend(data.iter().map(|&raw| source::U8::value(raw))),
+            Format::I16 => extend::<source::I16Le, 2>(data, out),
+            Format::I24 => extend::<source::I24Le, 3>(data, out),
+            Format::I32 => extend::<source::I32Le, 4>(data, out),
+            Format::Float => extend::<source::FloatLe, 4>(data, out),
         }
     }
-
-    fn into_audio(self, interleaved: Vec<f32>) -> Audio {
-        Audio {
-            sample_rate: self.spec.sample_rate,
-            channels: self.spec.channels,
-            samples: downmix(interleaved, usize::from(self.spec.channels)),
-        }
-    }
-}
-
-/// libsndfile's factor for integer samples of `bits` bits.
-fn int_scale(bits: u16) -> f32 {
-    (-f64::from(bits.saturating_sub(1))).exp2() as f32
 }
 
 /// The mean over channels of interleaved samples, summed in channel order in `f32` as numpy's
@@ -327,21 +321,8 @@ mod tests {
         assert!(err.to_string().contains("not a readable WAV"), "{err}");
     }
 
-    /// A reader that hands out at most 1,000 bytes per call, as a file or socket may.
-    struct Trickle<'a>(&'a [u8]);
-
-    impl Read for Trickle<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            let n = buf.len().min(self.0.len()).min(1_000);
-            buf[..n].copy_from_slice(&self.0[..n]);
-            self.0 = &self.0[n..];
-            Ok(n)
-        }
-    }
-
     #[test]
     fn bulk_decoding_equals_hounds_sample_by_sample_reading() {
-        // Longer than one read_wav chunk, so chunk boundaries are crossed.
         let values: Vec<i32> = (0..40_001i32)
             .map(|i| i.wrapping_mul(2_654_435_761u32 as i32))
             .collect();
@@ -366,16 +347,10 @@ mod tests {
                 expected,
                 "{bits}-bit"
             );
-            assert_eq!(
-                read_wav(Trickle(&bytes)).expect("read").samples,
-                expected,
-                "{bits}-bit, read"
-            );
         }
         let floats: Vec<f32> = values.iter().map(|&v| v as f32 / 3e9).collect();
         let bytes = wav(1, 32, SampleFormat::Float, &floats);
         assert_eq!(decode_wav(&bytes).expect("decode").samples, floats);
-        assert_eq!(read_wav(Trickle(&bytes)).expect("read").samples, floats);
     }
 
     #[test]
@@ -383,10 +358,6 @@ mod tests {
         let mut bytes = wav(1, 16, SampleFormat::Int, &[1i16, 2, 3, 4]);
         bytes.truncate(bytes.len() - 3);
         assert!(matches!(decode_wav(&bytes), Err(DecodeError::Wav(_))));
-        assert!(matches!(
-            read_wav(Trickle(&bytes)),
-            Err(DecodeError::Wav(_))
-        ));
     }
 
     #[test]

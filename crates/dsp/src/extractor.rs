@@ -1,9 +1,13 @@
 //! The feature extractor: built once per parameter set, reused for every signal.
 
+use zeroize::Zeroize;
+
+use crate::audio::{DecodeError, Format, Wav};
 use crate::dct::DctMatrix;
 use crate::logmel::{Headroom, LogMelFrontend};
 use crate::mel::{MelFilterBank, MelSpec};
 use crate::params::{FeatureParams, ParamsError, Precision};
+use crate::source::{Encoding, Float, FloatLe, I16Le, I24Le, I32Le, U8, finite_peak};
 use crate::stft::Framing;
 use crate::window::padded_hann;
 
@@ -121,29 +125,61 @@ impl FeatureExtractor {
         kind: FeatureKind,
         signal: &[f32],
     ) -> Result<FeatureMatrix, ExtractError> {
-        match kind {
-            FeatureKind::Mfcc => self.mfcc(signal),
-            FeatureKind::LogMel => self.log_mel(signal),
-        }
+        self.extract_from::<Float>(kind, signal)
     }
 
     /// `librosa.power_to_db(librosa.feature.melspectrogram(y=signal, ...), top_db=...)`.
     pub fn log_mel(&mut self, signal: &[f32]) -> Result<FeatureMatrix, ExtractError> {
-        let (headroom, frames) = self.prepare(signal)?;
-        let mut data = vec![0.0; self.frontend.n_mels() * frames];
-        self.frontend
-            .compute(signal, headroom, frames, &mut data, |_, _, _| {});
-        Ok(FeatureMatrix {
-            rows: self.frontend.n_mels(),
-            frames,
-            data,
-        })
+        self.extract_from::<Float>(FeatureKind::LogMel, signal)
     }
 
     /// `librosa.feature.mfcc(y=signal, ...)` (with this extractor's `top_db` and `lifter`).
     pub fn mfcc(&mut self, signal: &[f32]) -> Result<FeatureMatrix, ExtractError> {
-        let (headroom, frames) = self.prepare(signal)?;
-        let len = self.frontend.n_mels() * frames;
+        self.extract_from::<Float>(FeatureKind::Mfcc, signal)
+    }
+
+    /// The feature of `kind` for the signal of `wav` (whose rate these parameters are for):
+    /// a mono file's samples go from its data chunk straight into the frames; a file of
+    /// several channels is decoded and downmixed first, and that signal is zeroized after.
+    fn extract_wav(
+        &mut self,
+        kind: FeatureKind,
+        wav: &Wav<'_>,
+    ) -> Result<FeatureMatrix, ExtractError> {
+        if wav.channels() != 1 {
+            let mut audio = wav.decode();
+            let result = self.extract(kind, &audio.samples);
+            audio.samples.zeroize();
+            return result;
+        }
+        let data = wav.data();
+        match wav.format() {
+            Format::U8 => self.extract_from::<U8>(kind, data),
+            Format::I16 => self.extract_from::<I16Le>(kind, data.as_chunks().0),
+            Format::I24 => self.extract_from::<I24Le>(kind, data.as_chunks().0),
+            Format::I32 => self.extract_from::<I32Le>(kind, data.as_chunks().0),
+            Format::Float => self.extract_from::<FloatLe>(kind, data.as_chunks().0),
+        }
+    }
+
+    fn extract_from<E: Encoding>(
+        &mut self,
+        kind: FeatureKind,
+        signal: &[E::Raw],
+    ) -> Result<FeatureMatrix, ExtractError> {
+        let (headroom, frames) = self.prepare::<E>(signal)?;
+        let n_mels = self.frontend.n_mels();
+        if kind == FeatureKind::LogMel {
+            let mut data = vec![0.0; n_mels * frames];
+            self.frontend
+                .compute::<E>(signal, headroom, frames, &mut data, |_, _, _| {});
+            return Ok(FeatureMatrix {
+                rows: n_mels,
+                frames,
+                data,
+            });
+        }
+        let len = n_mels * frames;
         if len > self.log_mel.capacity() {
             // Freshly zeroed memory from the allocator: growing with `resize` would write the
             // zeros a second time (megabytes for a long file). Every value is overwritten.
@@ -154,7 +190,7 @@ impl FeatureExtractor {
         let rows = self.params.n_mfcc;
         let mut data = vec![0.0; rows * frames];
         let dct = &mut self.dct;
-        self.frontend.compute(
+        self.frontend.compute::<E>(
             signal,
             headroom,
             frames,
@@ -165,10 +201,10 @@ impl FeatureExtractor {
     }
 
     /// Checks the signal and sizes the output.
-    fn prepare(&self, signal: &[f32]) -> Result<(Headroom, usize), ExtractError> {
-        let peak = finite_peak(signal).map_err(|index| ExtractError::NonFinite {
+    fn prepare<E: Encoding>(&self, signal: &[E::Raw]) -> Result<(Headroom, usize), ExtractError> {
+        let peak = finite_peak::<E>(signal).map_err(|index| ExtractError::NonFinite {
             index,
-            value: signal[index],
+            value: E::value(signal[index]),
         })?;
         let frames = self
             .frame_count(signal.len())
@@ -180,44 +216,150 @@ impl FeatureExtractor {
     }
 }
 
-/// The largest `|x|` of a signal, or the index of its first non-finite sample.
+/// Why a WAV file yields no features.
+#[derive(Debug, thiserror::Error)]
+pub enum WavFeaturesError {
+    #[error("not a WAV file securepipe reads")]
+    Decode(#[from] DecodeError),
+    #[error("the feature parameters do not fit this file")]
+    Params(#[from] ParamsError),
+    #[error("no features")]
+    Extract(#[from] ExtractError),
+}
+
+/// The feature of `kind` for a WAV file held in memory, with the parameters `params` gives for
+/// its sample rate: what `securepipe features` writes and the worker stores, both through here.
 ///
-/// Branch-free lanes (a non-finite `x` makes `x * 0` NaN, which poisons its lane's sum), so
-/// the common all-finite case runs at SIMD speed; the index is searched for only on failure.
-fn finite_peak(signal: &[f32]) -> Result<f32, usize> {
-    let mut peak = [0f32; 8];
-    let mut poison = [0f32; 8];
-    let mut chunks = signal.chunks_exact(8);
-    for chunk in &mut chunks {
-        for ((p, z), &x) in peak.iter_mut().zip(poison.iter_mut()).zip(chunk) {
-            *p = p.max(x.abs());
-            *z += x * 0.0;
-        }
-    }
-    for &x in chunks.remainder() {
-        peak[0] = peak[0].max(x.abs());
-        poison[0] += x * 0.0;
-    }
-    if poison.iter().all(|z| *z == 0.0) {
-        Ok(peak.iter().fold(0f32, |m, &p| m.max(p)))
-    } else {
-        Err(signal.iter().position(|x| !x.is_finite()).unwrap_or(0))
-    }
+/// `extractor` is reused when it was built for the same parameters, else (re)built in place,
+/// so a caller that keeps it plans FFTs and filter banks once per parameter set.
+pub fn wav_features(
+    wav: &[u8],
+    kind: FeatureKind,
+    params: impl FnOnce(u32) -> FeatureParams,
+    extractor: &mut Option<FeatureExtractor>,
+) -> Result<FeatureMatrix, WavFeaturesError> {
+    let wav = Wav::parse(wav)?;
+    let params = params(wav.sample_rate());
+    let extractor = match extractor.take() {
+        Some(reused) if *reused.params() == params => extractor.insert(reused),
+        _ => extractor.insert(FeatureExtractor::new(params)?),
+    };
+    Ok(extractor.extract_wav(kind, &wav)?)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::Cursor;
+
+    use hound::{SampleFormat, WavSpec, WavWriter};
+
     use super::*;
 
+    /// A chirp with noise-like wiggles, as `bits`-bit integers (or floats for 32-bit float).
+    fn wav(channels: u16, bits: u16, format: SampleFormat, len: usize) -> Vec<u8> {
+        let spec = WavSpec {
+            channels,
+            sample_rate: 8_000,
+            bits_per_sample: bits,
+            sample_format: format,
+        };
+        let mut cursor = Cursor::new(Vec::new());
+        let mut writer = WavWriter::new(&mut cursor, spec).expect("writer");
+        for n in 0..len * usize::from(channels) {
+            let t = n as f64 / 8_000.0;
+            let x = 0.7 * (t * (300.0 + 2_000.0 * t)).sin()
+                + 0.2 * ((n * 7_919 % 97) as f64 / 97.0 - 0.5);
+            match format {
+                SampleFormat::Float => writer.write_sample(x as f32),
+                SampleFormat::Int => {
+                    let full = f64::from(1u32 << (bits - 1)) - 1.0;
+                    writer.write_sample((x * full).round() as i32)
+                }
+            }
+            .expect("sample");
+        }
+        writer.finalize().expect("finalize");
+        cursor.into_inner()
+    }
+
     #[test]
-    fn finite_peak_finds_the_loudest_sample_or_the_first_bad_one() {
-        let mut signal: Vec<f32> = (0..37).map(|i| (i as f32 - 18.0) / 10.0).collect();
-        assert_eq!(finite_peak(&signal), Ok(1.8));
-        assert_eq!(finite_peak(&[]), Ok(0.0));
-        signal[35] = f32::NAN;
-        signal[36] = f32::INFINITY;
-        assert_eq!(finite_peak(&signal), Err(35));
-        signal[35] = 0.0;
-        assert_eq!(finite_peak(&signal), Err(36));
+    fn wav_features_equal_those_of_the_decoded_signal_bit_for_bit() {
+        let formats = [
+            (8, SampleFormat::Int),
+            (16, SampleFormat::Int),
+            (24, SampleFormat::Int),
+            (32, SampleFormat::Int),
+            (32, SampleFormat::Float),
+        ];
+        for (bits, format) in formats {
+            for channels in [1, 2] {
+                let bytes = wav(channels, bits, format, 5_003);
+                let signal = crate::decode_wav(&bytes).expect("decode").samples;
+                for top_db in [Some(80.0), None] {
+                    for kind in [FeatureKind::Mfcc, FeatureKind::LogMel] {
+                        let params = |rate| FeatureParams {
+                            n_fft: 512,
+                            hop_length: 160,
+                            n_mels: 40,
+                            top_db,
+                            ..FeatureParams::new(rate)
+                        };
+                        let mut slot = None;
+                        let ours = wav_features(&bytes, kind, params, &mut slot).expect("wav");
+                        let want = FeatureExtractor::new(params(8_000))
+                            .expect("params")
+                            .extract(kind, &signal)
+                            .expect("signal");
+                        let bits_of = |m: &FeatureMatrix| -> Vec<u32> {
+                            m.as_slice().iter().map(|x| x.to_bits()).collect()
+                        };
+                        assert_eq!(
+                            (ours.rows(), ours.frames(), bits_of(&ours)),
+                            (want.rows(), want.frames(), bits_of(&want)),
+                            "{bits}-bit {format:?} x{channels} {kind:?} top_db {top_db:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_float_wav_that_is_not_finite_is_refused_at_its_sample() {
+        let mut bytes = wav(1, 32, SampleFormat::Float, 4_000);
+        let at = bytes.len() - 4 * 10;
+        bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+        let err = wav_features(&bytes, FeatureKind::Mfcc, FeatureParams::new, &mut None)
+            .expect_err("NaN");
+        assert!(
+            matches!(
+                err,
+                WavFeaturesError::Extract(ExtractError::NonFinite { index: 3_990, .. })
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_extractor_is_reused_only_for_the_same_parameters() {
+        let bytes = wav(1, 16, SampleFormat::Int, 4_000);
+        let mut slot = None;
+        let first = wav_features(&bytes, FeatureKind::Mfcc, FeatureParams::new, &mut slot);
+        let again = wav_features(&bytes, FeatureKind::Mfcc, FeatureParams::new, &mut slot);
+        assert_eq!(first.expect("first"), again.expect("again"));
+        let other = |rate| FeatureParams {
+            n_mfcc: 13,
+            ..FeatureParams::new(rate)
+        };
+        let fewer = wav_features(&bytes, FeatureKind::Mfcc, other, &mut slot).expect("13");
+        assert_eq!(fewer.rows(), 13);
+        assert_eq!(slot.map(|e| e.params().n_mfcc), Some(13));
+        let err = wav_features(
+            b"not a wav",
+            FeatureKind::Mfcc,
+            FeatureParams::new,
+            &mut None,
+        );
+        assert!(matches!(err, Err(WavFeaturesError::Decode(_))));
     }
 }

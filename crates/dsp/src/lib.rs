@@ -1,7 +1,10 @@
 //! Feature extraction for securepipe: MFCC and log-mel spectrograms equal to librosa 0.11's,
 //! plus WAV decoding (as soundfile + `librosa.to_mono` do it) and `.npy` output.
 //!
-//! Pure: no file or network I/O. Decoding takes bytes or `impl Read`, writing takes `impl Write`.
+//! Pure: no file or network I/O. Decoding takes bytes, writing takes `impl Write`.
+//! [`wav_features`] is the whole path from a WAV file's bytes to its features (what
+//! `securepipe features` and the worker both run): a mono file's samples are read from its
+//! data chunk a block of frames at a time, never decoded into a signal of their own.
 //!
 //! # Numerics (what "equal to librosa" means)
 //! * STFT: periodic Hann window of `win_length`, zero-padded to `n_fft` in the middle; with
@@ -30,10 +33,13 @@ mod logmel;
 mod mel;
 mod npy;
 mod params;
+mod source;
 mod stft;
 mod window;
 
-pub use audio::{Audio, DecodeError, decode_wav, read_wav};
-pub use extractor::{ExtractError, FeatureExtractor, FeatureKind, FeatureMatrix};
+pub use audio::{Audio, DecodeError, decode_wav};
+pub use extractor::{
+    ExtractError, FeatureExtractor, FeatureKind, FeatureMatrix, WavFeaturesError, wav_features,
+};
 pub use npy::write_npy;
 pub use params::{FeatureParams, MelNorm, MelScale, ParamsError, Precision};

@@ -1,10 +1,13 @@
 //! Signal → log-mel matrix (band-major, clamped dB): the part shared by MFCC and log-mel.
 
+use zeroize::Zeroize;
+
 use crate::db;
 use crate::guard::DepthGuard;
 use crate::mel::MelFilterBank;
 use crate::params::Precision;
-use crate::stft::{Framing, Stft};
+use crate::source::{self, Encoding};
+use crate::stft::{Excerpt, Framing, Stft};
 
 /// Frames processed together: their mel energies are converted to dB while they are still in
 /// cache.
@@ -50,6 +53,8 @@ pub(crate) struct LogMelFrontend {
     power: Vec<f32>,
     /// Mel energies, then dB, of one frame that is redone in `f64`.
     column: Vec<f32>,
+    /// The samples of the frames in hand, converted to `f32` (unless they are already).
+    samples: Vec<f32>,
 }
 
 impl LogMelFrontend {
@@ -74,6 +79,7 @@ impl LogMelFrontend {
         Self {
             power: vec![0.0; MEL_FRAMES * stft.bins()],
             column: vec![0.0; mel.n_mels()],
+            samples: Vec::new(),
             stft,
             refine,
             mel,
@@ -95,9 +101,9 @@ impl LogMelFrontend {
     /// The `top_db` floor is known only once every frame is in, so a second pass finishes the
     /// matrix (refines risky frames, clamps) `FINISH_FRAMES` columns at a time and hands each
     /// finished block to `finished(out, first, count)` while it is still in cache.
-    pub(crate) fn compute(
+    pub(crate) fn compute<E: Encoding>(
         &mut self,
-        signal: &[f32],
+        signal: &[E::Raw],
         headroom: Headroom,
         frames: usize,
         out: &mut [f32],
@@ -109,13 +115,21 @@ impl LogMelFrontend {
             stft.set_gain(headroom.gain);
             guard.start(frames);
         }
+        let framing = self.stft.framing();
         let mut max_db = f32::NEG_INFINITY;
         for first in (0..frames).step_by(BLOCK_FRAMES) {
             let count = BLOCK_FRAMES.min(frames - first);
+            // Each sample is converted once per block, not once per frame that reads it.
+            let range = framing.samples_for(first..first + count, signal.len());
+            let excerpt = Excerpt {
+                origin: range.start,
+                samples: source::to_f32::<E>(signal, range, &mut self.samples),
+                len: signal.len(),
+            };
             for group in (first..first + count).step_by(MEL_FRAMES) {
                 let spectra = &mut self.power[..MEL_FRAMES.min(first + count - group) * bins];
                 for (t, power) in (group..).zip(spectra.chunks_exact_mut(bins)) {
-                    self.stft.power_frame(signal, t, power);
+                    self.stft.power_frame(excerpt, t, power);
                     if let Some((_, guard)) = &mut self.refine {
                         guard.record(t, power, headroom.offset_db);
                     }
@@ -134,7 +148,7 @@ impl LogMelFrontend {
         for first in (0..frames).step_by(FINISH_FRAMES) {
             let count = FINISH_FRAMES.min(frames - first);
             if let Some(floor) = floor {
-                self.refine_block(signal, headroom, out, frames, floor, first..first + count);
+                self.refine_block::<E>(signal, headroom, out, frames, floor, first..first + count);
                 for row in out.chunks_exact_mut(frames) {
                     db::clamp_below(&mut row[first..first + count], floor);
                 }
@@ -152,12 +166,14 @@ impl LogMelFrontend {
         }
         self.power.fill(0.0);
         self.column.fill(0.0);
+        // Its capacity may hold an earlier, longer block: zeroize clears all of it.
+        self.samples.zeroize();
     }
 
     /// Recomputes in `f64` the frames in `columns` that the guard finds too deep for `f32`.
-    fn refine_block(
+    fn refine_block<E: Encoding>(
         &mut self,
-        signal: &[f32],
+        signal: &[E::Raw],
         headroom: Headroom,
         out: &mut [f32],
         frames: usize,
@@ -176,8 +192,14 @@ impl LogMelFrontend {
             .filter(|(_, risky)| **risky)
         {
             let t = first + offset;
+            let range = stft.framing().samples_for(t..t + 1, signal.len());
+            let excerpt = Excerpt {
+                origin: range.start,
+                samples: source::to_f32::<E>(signal, range, &mut self.samples),
+                len: signal.len(),
+            };
             let power = &mut self.power[..bins];
-            stft.power_frame(signal, t, power);
+            stft.power_frame(excerpt, t, power);
             self.mel.apply_block(power, bins, &mut self.column, 1, 0);
             db::to_db(&mut self.column, headroom.offset_db);
             for (row, &db) in out.chunks_exact_mut(frames).zip(self.column.iter()) {
@@ -190,6 +212,7 @@ impl LogMelFrontend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::Float;
 
     #[test]
     fn quiet_signals_are_left_alone() {
@@ -235,7 +258,7 @@ mod tests {
     fn log_mel(frontend: &mut LogMelFrontend, signal: &[f32]) -> Vec<f32> {
         let frames = frontend.frame_count(signal.len()).expect("frames");
         let mut out = vec![0.0; 128 * frames];
-        frontend.compute(
+        frontend.compute::<Float>(
             signal,
             Headroom::for_peak(1.0),
             frames,

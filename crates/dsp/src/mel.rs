@@ -91,7 +91,15 @@ impl MelFilterBank {
         for band in 0..spec.n_mels {
             let (left, centre, right) = (mel_f[band], mel_f[band + 1], mel_f[band + 2]);
             let enorm = 2.0 / (right - left);
-            for (w, &f) in row.iter_mut().zip(&freqs) {
+            // The triangle is zero at and outside (left, right): only bins inside are computed
+            // and searched (all of them for a degenerate band); `row` is zero elsewhere.
+            let support = if left < centre && centre < right {
+                freqs.partition_point(|&f| f <= left)..freqs.partition_point(|&f| f < right)
+            } else {
+                0..freqs.len()
+            };
+            let inside = &mut row[support.clone()];
+            for (w, &f) in inside.iter_mut().zip(&freqs[support.clone()]) {
                 let lower = -(left - f) / (centre - left);
                 let upper = (right - f) / (right - centre);
                 // librosa stores the triangle as float32, then scales it in float64.
@@ -101,15 +109,18 @@ impl MelFilterBank {
                     MelNorm::Off => triangle,
                 };
             }
-            let first = row.iter().position(|&w| w != 0.0);
-            let last = row.iter().rposition(|&w| w != 0.0);
+            let first = inside.iter().position(|&w| w != 0.0);
+            let last = inside.iter().rposition(|&w| w != 0.0);
             let (start, end) = match (first, last) {
-                (Some(first), Some(last)) => pad_to_lanes(first, last + 1, row.len()),
+                (Some(first), Some(last)) => {
+                    pad_to_lanes(support.start + first, support.start + last + 1, row.len())
+                }
                 _ => (0, 0),
             };
             starts.push(start);
             weights.extend_from_slice(&row[start..end]);
             offsets.push(weights.len());
+            row[support].fill(0.0);
         }
         Self {
             starts,
@@ -308,6 +319,46 @@ mod tests {
                 (f64::from(*o) - dense).abs() <= 1e-5 * dense.max(1e-30),
                 "band {band}"
             );
+        }
+    }
+
+    #[test]
+    fn weights_equal_librosas_formula_at_every_bin() {
+        let specs = [
+            spec(MelScale::Slaney, MelNorm::Slaney),
+            spec(MelScale::Htk, MelNorm::Off),
+            MelSpec {
+                sample_rate: 16_000.0,
+                n_fft: 400,
+                n_mels: 80,
+                fmin: 20.0,
+                fmax: 7_600.0,
+                ..spec(MelScale::Htk, MelNorm::Slaney)
+            },
+        ];
+        for spec in specs {
+            let bank = MelFilterBank::new(&spec);
+            let freqs: Vec<f64> = fft_frequencies(spec.sample_rate, spec.n_fft).collect();
+            let mel_f = mel_frequencies(spec.n_mels + 2, spec.fmin, spec.fmax, spec.scale);
+            for band in 0..spec.n_mels {
+                let (left, centre, right) = (mel_f[band], mel_f[band + 1], mel_f[band + 2]);
+                let (start, weights) = bank.band(band);
+                for (k, &f) in freqs.iter().enumerate() {
+                    let lower = -(left - f) / (centre - left);
+                    let upper = (right - f) / (right - centre);
+                    let triangle = 0f64.max(lower.min(upper)) as f32;
+                    let want = match spec.norm {
+                        MelNorm::Slaney => (f64::from(triangle) * (2.0 / (right - left))) as f32,
+                        MelNorm::Off => triangle,
+                    };
+                    let got = k
+                        .checked_sub(start)
+                        .and_then(|i| weights.get(i))
+                        .copied()
+                        .unwrap_or(0.0);
+                    assert_eq!(got, want, "{spec:?} band {band} bin {k}");
+                }
+            }
         }
     }
 }

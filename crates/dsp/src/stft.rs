@@ -72,6 +72,17 @@ impl Framing {
             .map(|room| 1 + room / self.hop_length)
     }
 
+    /// The samples of a signal of `len` that frames `frames` (not empty) read.
+    pub(crate) fn samples_for(
+        &self,
+        frames: std::ops::Range<usize>,
+        len: usize,
+    ) -> std::ops::Range<usize> {
+        let (_, start, _) = self.span(frames.start, len);
+        let (_, last, count) = self.span(frames.end - 1, len);
+        start..last + count
+    }
+
     /// Where frame `t` reads the signal: `(lead, start, count)`: the first `lead` frame samples
     /// are padding, the next `count` are `signal[start..start + count]`, the rest padding.
     fn span(&self, t: usize, len: usize) -> (usize, usize, usize) {
@@ -82,6 +93,15 @@ impl Framing {
         let count = (len - start).min(self.n_fft - lead);
         (lead, start, count)
     }
+}
+
+/// Samples `origin..origin + samples.len()` of a signal of `len` samples: at least every
+/// sample the frames being computed read (see `Framing::samples_for`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Excerpt<'a> {
+    pub samples: &'a [f32],
+    pub origin: usize,
+    pub len: usize,
 }
 
 /// One precision's FFT plan, window, twiddles and buffers.
@@ -160,16 +180,17 @@ impl<T: StftFloat> PowerStft<T> {
     }
 
     /// Windows frame `t` into the FFT input.
-    fn load(&mut self, signal: &[f32], t: usize) {
+    fn load(&mut self, signal: Excerpt<'_>, t: usize) {
         let n = self.framing.n_fft;
-        let (lead, start, count) = self.framing.span(t, signal.len());
+        let (lead, start, count) = self.framing.span(t, signal.len);
+        let samples = &signal.samples[start - signal.origin..][..count];
         if self.is_packed() && count == n {
             // The common case: the frame lies inside the signal; window and pack in one pass.
             for ((c, w), x) in self
                 .input
                 .iter_mut()
                 .zip(self.scaled_window.chunks_exact(2))
-                .zip(signal[start..start + n].chunks_exact(2))
+                .zip(samples.chunks_exact(2))
             {
                 *c = Complex::new(w[0] * T::from_sample(x[0]), w[1] * T::from_sample(x[1]));
             }
@@ -182,7 +203,7 @@ impl<T: StftFloat> PowerStft<T> {
         for ((f, &w), &x) in body
             .iter_mut()
             .zip(&self.scaled_window[lead..lead + count])
-            .zip(&signal[start..start + count])
+            .zip(samples)
         {
             *f = w * T::from_sample(x);
         }
@@ -197,7 +218,7 @@ impl<T: StftFloat> PowerStft<T> {
         }
     }
 
-    fn power_frame(&mut self, signal: &[f32], t: usize, power: &mut [f32]) {
+    fn power_frame(&mut self, signal: Excerpt<'_>, t: usize, power: &mut [f32]) {
         self.load(signal, t);
         self.fft.process_outofplace_with_scratch(
             &mut self.input,
@@ -301,7 +322,7 @@ impl Stft {
     }
 
     /// The power spectrum of frame `t` of `signal`, written to `power` (`bins()` long).
-    pub(crate) fn power_frame(&mut self, signal: &[f32], t: usize, power: &mut [f32]) {
+    pub(crate) fn power_frame(&mut self, signal: Excerpt<'_>, t: usize, power: &mut [f32]) {
         match self {
             Self::Single(stft) => stft.power_frame(signal, t, power),
             Self::Double(stft) => stft.power_frame(signal, t, power),
@@ -351,6 +372,9 @@ mod tests {
         assert_eq!(framing.span(3, 10), (0, 5, 5));
         // Shorter than the padding itself.
         assert_eq!(framing.span(0, 2), (4, 0, 2));
+        assert_eq!(framing.samples_for(0..2, 10), 0..7);
+        assert_eq!(framing.samples_for(2..4, 10), 2..10);
+        assert_eq!(framing.samples_for(3..4, 10), 5..10);
     }
 
     fn naive_power(frame: &[f64]) -> Vec<f64> {
@@ -386,7 +410,12 @@ mod tests {
                 stft.set_gain(1.0);
                 let mut power = vec![f32::NAN; stft.bins()];
                 for t in 0..framing.frame_count(signal.len()).expect("frames") {
-                    stft.power_frame(&signal, t, &mut power);
+                    let whole = Excerpt {
+                        samples: &signal,
+                        origin: 0,
+                        len: signal.len(),
+                    };
+                    stft.power_frame(whole, t, &mut power);
                     let frame: Vec<f64> = (0..n_fft)
                         .map(|i| {
                             let idx = (t * 4 + i) as isize - (n_fft / 2) as isize;

@@ -1,7 +1,10 @@
 //! Plaintext WAV bytes → `.npy` bytes, through exactly the calls `securepipe features`
-//! makes (decode at the file's own rate — `decode_wav`, the in-memory form of the command's
-//! `read_wav` —, the extractor with these options, `write_npy`), so the object equals that
-//! command's file byte for byte. CPU-bound: run on a blocking thread.
+//! makes (`wav_features` with these options at the file's own rate, then `write_npy`), so the
+//! object equals that command's file byte for byte. CPU-bound: run on a blocking thread.
+//!
+//! A mono file's samples are read from the plaintext a block of frames at a time (through a
+//! small buffer the extractor zeroizes); only a file of several channels is decoded into a
+//! signal of its own, which `wav_features` zeroizes too.
 //!
 //! Each blocking thread keeps one extractor (FFT plans, window, filter bank, DCT, buffers) and
 //! reuses it for every sample with the same parameters: planning per sample cost more than a
@@ -10,11 +13,10 @@
 use std::cell::RefCell;
 
 use securepipe_dsp::{
-    DecodeError, ExtractError, FeatureExtractor, FeatureKind, FeatureParams, ParamsError,
-    decode_wav, write_npy,
+    DecodeError, ExtractError, FeatureExtractor, FeatureKind, ParamsError, WavFeaturesError,
+    wav_features, write_npy,
 };
 use sha2::{Digest, Sha256};
-use zeroize::Zeroize;
 
 use crate::settings::FeatureOptions;
 
@@ -41,19 +43,35 @@ pub enum FeatureError {
     Encode(#[from] std::io::Error),
 }
 
+impl From<WavFeaturesError> for FeatureError {
+    fn from(err: WavFeaturesError) -> Self {
+        match err {
+            WavFeaturesError::Decode(err) => Self::Decode(err),
+            WavFeaturesError::Params(err) => Self::Params(err),
+            WavFeaturesError::Extract(err) => Self::Extract(err),
+        }
+    }
+}
+
 pub fn compute(
     plaintext: &[u8],
     kind: FeatureKind,
     options: &FeatureOptions,
 ) -> Result<Computed, FeatureError> {
     let plaintext_sha256 = crate::settings::hex(&Sha256::digest(plaintext));
-    let mut audio = decode_wav(plaintext)?;
-    let result = extract(&audio.samples, audio.sample_rate, kind, options);
-    // The decoded signal is the plaintext in another form.
-    audio.samples.zeroize();
+    let mut sample_rate = 0;
+    let features = EXTRACTOR.with_borrow_mut(|extractor| {
+        let params = |rate| {
+            sample_rate = rate;
+            options.params(rate)
+        };
+        wav_features(plaintext, kind, params, extractor)
+    })?;
+    let mut npy = Vec::with_capacity(128 + features.as_slice().len() * 4);
+    write_npy(&mut npy, &features)?;
     Ok(Computed {
-        npy: result?,
-        sample_rate: audio.sample_rate,
+        npy,
+        sample_rate,
         plaintext_sha256,
     })
 }
@@ -61,35 +79,6 @@ pub fn compute(
 thread_local! {
     /// This thread's extractor, for the parameters of the last sample it processed.
     static EXTRACTOR: RefCell<Option<FeatureExtractor>> = const { RefCell::new(None) };
-}
-
-/// Runs `f` with this thread's extractor for `params`, built only if the parameters changed
-/// (another sample rate or a failed build).
-fn with_extractor<T>(
-    params: FeatureParams,
-    f: impl FnOnce(&mut FeatureExtractor) -> Result<T, FeatureError>,
-) -> Result<T, FeatureError> {
-    EXTRACTOR.with_borrow_mut(|slot| {
-        let extractor = match slot.take() {
-            Some(reused) if *reused.params() == params => slot.insert(reused),
-            _ => slot.insert(FeatureExtractor::new(params)?),
-        };
-        f(extractor)
-    })
-}
-
-fn extract(
-    samples: &[f32],
-    sample_rate: u32,
-    kind: FeatureKind,
-    options: &FeatureOptions,
-) -> Result<Vec<u8>, FeatureError> {
-    let features = with_extractor(options.params(sample_rate), |extractor| {
-        Ok(extractor.extract(kind, samples)?)
-    })?;
-    let mut npy = Vec::with_capacity(128 + features.as_slice().len() * 4);
-    write_npy(&mut npy, &features)?;
-    Ok(npy)
 }
 
 #[cfg(test)]
@@ -147,7 +136,11 @@ mod tests {
         assert_eq!(other.sample_rate, 11025);
         let fresh = FeatureExtractor::new(options().params(8000))
             .unwrap()
-            .mfcc(&decode_wav(&wav(8000, &samples)).unwrap().samples)
+            .mfcc(
+                &securepipe_dsp::decode_wav(&wav(8000, &samples))
+                    .unwrap()
+                    .samples,
+            )
             .unwrap();
         let mut npy = Vec::new();
         write_npy(&mut npy, &fresh).unwrap();

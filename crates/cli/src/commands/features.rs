@@ -3,13 +3,13 @@
 //! `sr=<file rate>, ...)`).
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use clap::ValueEnum;
 use securepipe_dsp::{
-    DecodeError, ExtractError, FeatureExtractor, FeatureKind, FeatureParams, MelNorm, MelScale,
-    ParamsError, read_wav, write_npy,
+    DecodeError, ExtractError, FeatureKind, FeatureParams, MelNorm, MelScale, ParamsError,
+    WavFeaturesError, wav_features, write_npy,
 };
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -134,33 +134,24 @@ impl Args {
 
 pub fn run(args: Args) -> Result<(), FeaturesError> {
     let input = &args.input;
-    let file = File::open(input).map_err(|source| FeaturesError::Read {
+    let wav = std::fs::read(input).map_err(|source| FeaturesError::Read {
         path: input.clone(),
         source,
     })?;
-    // Decoded as it is read: the file's bytes are never all in memory.
-    let audio = read_wav(BufReader::new(file)).map_err(|source| FeaturesError::Decode {
-        path: input.clone(),
-        source,
-    })?;
-    let mut extractor =
-        FeatureExtractor::new(args.params(audio.sample_rate)).map_err(|source| {
-            FeaturesError::Params {
-                path: input.clone(),
-                source,
-            }
-        })?;
     let kind = match args.kind {
         Kind::Mfcc => FeatureKind::Mfcc,
         Kind::Logmel => FeatureKind::LogMel,
     };
+    // The worker's path too (crates/worker/src/features.rs), so both give the same bytes.
     let features =
-        extractor
-            .extract(kind, &audio.samples)
-            .map_err(|source| FeaturesError::Extract {
-                path: input.clone(),
-                source,
-            })?;
+        wav_features(&wav, kind, |rate| args.params(rate), &mut None).map_err(|err| {
+            let path = input.clone();
+            match err {
+                WavFeaturesError::Decode(source) => FeaturesError::Decode { path, source },
+                WavFeaturesError::Params(source) => FeaturesError::Params { path, source },
+                WavFeaturesError::Extract(source) => FeaturesError::Extract { path, source },
+            }
+        })?;
     let write_error = |source| FeaturesError::Write {
         path: args.output.clone(),
         source,

@@ -1,0 +1,184 @@
+//! How mono samples are stored: an `f32` signal, or a WAV file's own data chunk, converted a
+//! block of frames' worth at a time as the STFT needs them (no decoded copy of a long file is
+//! made).
+//!
+//! Every encoding gives exactly the `f32` values `decode_wav` gives, so features are the same
+//! bit for bit whichever way the samples arrive.
+
+use std::ops::Range;
+
+/// A sample encoding: how one stored sample becomes the decoder's `f32`.
+pub(crate) trait Encoding {
+    /// One stored sample.
+    type Raw: Copy;
+    /// Integer PCM lies in [-1, 1] and is always finite: no scan of the signal is needed.
+    const BOUNDED: bool;
+    fn value(raw: Self::Raw) -> f32;
+    /// The samples themselves when they are `f32` already.
+    fn as_f32(_raw: &[Self::Raw]) -> Option<&[f32]> {
+        None
+    }
+}
+
+/// Samples `range` of `signal` as `f32`: borrowed when they are `f32` already, else converted
+/// into `scratch`.
+pub(crate) fn to_f32<'a, E: Encoding>(
+    signal: &'a [E::Raw],
+    range: Range<usize>,
+    scratch: &'a mut Vec<f32>,
+) -> &'a [f32] {
+    let raw = &signal[range];
+    if let Some(samples) = E::as_f32(raw) {
+        return samples;
+    }
+    scratch.clear();
+    scratch.extend(raw.iter().map(|&x| E::value(x)));
+    scratch
+}
+
+/// An `f32` signal (decoded, downmixed, or from the caller).
+pub(crate) struct Float;
+/// WAV 32-bit float, little-endian.
+pub(crate) struct FloatLe;
+/// WAV 8-bit PCM: unsigned, centred on 128.
+pub(crate) struct U8;
+/// WAV 16-bit PCM, little-endian.
+pub(crate) struct I16Le;
+/// WAV 24-bit PCM, little-endian.
+pub(crate) struct I24Le;
+/// WAV 32-bit PCM, little-endian.
+pub(crate) struct I32Le;
+
+// libsndfile's factors for integer samples: 2^-(bits - 1).
+const SCALE_8: f32 = 1.0 / 128.0;
+const SCALE_16: f32 = 1.0 / 32_768.0;
+const SCALE_24: f32 = 1.0 / 8_388_608.0;
+const SCALE_32: f32 = 1.0 / 2_147_483_648.0;
+
+impl Encoding for Float {
+    type Raw = f32;
+    const BOUNDED: bool = false;
+    #[inline(always)]
+    fn value(raw: f32) -> f32 {
+        raw
+    }
+    fn as_f32(raw: &[f32]) -> Option<&[f32]> {
+        Some(raw)
+    }
+}
+
+impl Encoding for FloatLe {
+    type Raw = [u8; 4];
+    const BOUNDED: bool = false;
+    #[inline(always)]
+    fn value(raw: [u8; 4]) -> f32 {
+        f32::from_le_bytes(raw)
+    }
+}
+
+impl Encoding for U8 {
+    type Raw = u8;
+    const BOUNDED: bool = true;
+    #[inline(always)]
+    fn value(raw: u8) -> f32 {
+        (i32::from(raw) - 128) as f32 * SCALE_8
+    }
+}
+
+impl Encoding for I16Le {
+    type Raw = [u8; 2];
+    const BOUNDED: bool = true;
+    #[inline(always)]
+    fn value(raw: [u8; 2]) -> f32 {
+        f32::from(i16::from_le_bytes(raw)) * SCALE_16
+    }
+}
+
+impl Encoding for I24Le {
+    type Raw = [u8; 3];
+    const BOUNDED: bool = true;
+    /// Sign-extends by placing the three bytes high in an `i32` and shifting back.
+    #[inline(always)]
+    fn value(b: [u8; 3]) -> f32 {
+        (i32::from_le_bytes([0, b[0], b[1], b[2]]) >> 8) as f32 * SCALE_24
+    }
+}
+
+impl Encoding for I32Le {
+    type Raw = [u8; 4];
+    const BOUNDED: bool = true;
+    /// Rounded to `f32` first, then scaled (as libsndfile does).
+    #[inline(always)]
+    fn value(raw: [u8; 4]) -> f32 {
+        i32::from_le_bytes(raw) as f32 * SCALE_32
+    }
+}
+
+/// The largest `|x|` of a signal, or the index of its first non-finite sample; `Ok(1.0)`
+/// without a look for integer PCM, which cannot exceed 1.
+///
+/// Branch-free lanes (a non-finite `x` makes `x * 0` NaN, which poisons its lane's sum), so
+/// the common all-finite case runs at SIMD speed; the index is searched for only on failure.
+pub(crate) fn finite_peak<E: Encoding>(signal: &[E::Raw]) -> Result<f32, usize> {
+    if E::BOUNDED {
+        return Ok(1.0);
+    }
+    let mut peak = [0f32; 8];
+    let mut poison = [0f32; 8];
+    let mut chunks = signal.chunks_exact(8);
+    for chunk in &mut chunks {
+        for ((p, z), &raw) in peak.iter_mut().zip(poison.iter_mut()).zip(chunk) {
+            let x = E::value(raw);
+            *p = p.max(x.abs());
+            *z += x * 0.0;
+        }
+    }
+    for &raw in chunks.remainder() {
+        let x = E::value(raw);
+        peak[0] = peak[0].max(x.abs());
+        poison[0] += x * 0.0;
+    }
+    if poison.iter().all(|z| *z == 0.0) {
+        Ok(peak.iter().fold(0f32, |m, &p| m.max(p)))
+    } else {
+        Err(signal
+            .iter()
+            .position(|&raw| !E::value(raw).is_finite())
+            .unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finite_peak_finds_the_loudest_sample_or_the_first_bad_one() {
+        let mut signal: Vec<f32> = (0..37).map(|i| (i as f32 - 18.0) / 10.0).collect();
+        assert_eq!(finite_peak::<Float>(&signal), Ok(1.8));
+        assert_eq!(finite_peak::<Float>(&[]), Ok(0.0));
+        signal[35] = f32::NAN;
+        signal[36] = f32::INFINITY;
+        assert_eq!(finite_peak::<Float>(&signal), Err(35));
+        signal[35] = 0.0;
+        assert_eq!(finite_peak::<Float>(&signal), Err(36));
+        let bytes: Vec<[u8; 4]> = signal.iter().map(|x| x.to_le_bytes()).collect();
+        assert_eq!(finite_peak::<FloatLe>(&bytes), Err(36));
+    }
+
+    #[test]
+    fn the_scale_constants_are_libsndfiles() {
+        for (bits, scale) in [(8, SCALE_8), (16, SCALE_16), (24, SCALE_24), (32, SCALE_32)] {
+            assert_eq!((-f64::from(bits - 1)).exp2() as f32, scale, "{bits}");
+        }
+    }
+
+    #[test]
+    fn integer_pcm_never_exceeds_one() {
+        assert_eq!(U8::value(0), -1.0);
+        assert_eq!(I16Le::value(i16::MIN.to_le_bytes()), -1.0);
+        assert_eq!(I24Le::value([0, 0, 0x80]), -1.0);
+        assert_eq!(I32Le::value(i32::MAX.to_le_bytes()), 1.0);
+        assert_eq!(I32Le::value(i32::MIN.to_le_bytes()), -1.0);
+    }
+}
