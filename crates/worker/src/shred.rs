@@ -1,7 +1,8 @@
 //! Deleting the raw versions of verified samples, many keys per DeleteObjects call.
 //!
-//! Samples arrive here once their features are verified; every `BATCH` of them (and the
-//! rest at the end of the run) is deleted in two steps: the older versions and delete
+//! Samples arrive here once their features are verified; every `BATCH` of them, or fewer
+//! once the oldest has waited `MAX_WAIT`, and the rest at the end of the run, are deleted
+//! in two steps: the older versions and delete
 //! markers of every key in the batch first, then the processed versions. An interrupted
 //! batch so leaves each processed version current, and the next run finds its verified
 //! features and only deletes. Exactly the listed versions are deleted, so a version written
@@ -9,9 +10,11 @@
 //! folder confirms that none of the deleted versions is left.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use securepipe_cloud::objects::{ObjectError, ObjectVersion, Pin};
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::Instant;
 
 use crate::failpoint;
 use crate::sample::{Context, DisplayChain, Listed, Record, SampleError, Shreddable};
@@ -20,6 +23,10 @@ use crate::sample::{Context, DisplayChain, Listed, Record, SampleError, Shreddab
 /// verified samples for the next run to delete.
 const BATCH: usize = 100;
 
+/// How long a verified sample's raw versions wait at most for their batch to fill: raw data
+/// and features coexist no longer than needed when samples come slowly.
+const MAX_WAIT: Duration = Duration::from_secs(10);
+
 /// Deletes the raw versions of every sample received, until the sender closes. Returns each
 /// sample's record, or why its raw versions are not (all) gone.
 pub async fn shred(
@@ -27,14 +34,7 @@ pub async fn shred(
     mut verified: UnboundedReceiver<Shreddable>,
 ) -> Vec<(Listed, Result<Record, SampleError>)> {
     let mut results = Vec::new();
-    let mut batch = Vec::with_capacity(BATCH);
-    while let Some(sample) = verified.recv().await {
-        batch.push(sample);
-        if batch.len() == BATCH {
-            results.extend(delete_batch(ctx, std::mem::take(&mut batch)).await);
-        }
-    }
-    if !batch.is_empty() {
+    while let Some(batch) = next_batch(&mut verified, BATCH, MAX_WAIT).await {
         results.extend(delete_batch(ctx, batch).await);
     }
     confirm(ctx, &mut results).await;
@@ -49,6 +49,25 @@ pub async fn shred(
         }
     }
     results
+}
+
+/// The next batch: `size` items, or fewer once the first has waited `max_wait` or the
+/// sender has closed; `None` when it has closed and nothing is left.
+async fn next_batch<T>(
+    items: &mut UnboundedReceiver<T>,
+    size: usize,
+    max_wait: Duration,
+) -> Option<Vec<T>> {
+    let first = items.recv().await?;
+    let deadline = Instant::now() + max_wait;
+    let mut batch = vec![first];
+    while batch.len() < size {
+        match tokio::time::timeout_at(deadline, items.recv()).await {
+            Ok(Some(item)) => batch.push(item),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Some(batch)
 }
 
 /// How a listed version is named in a delete: by VersionId, or by ETag on an unversioned
@@ -192,4 +211,57 @@ fn leftovers(
         })
         .map(|entry| entry.version_id.clone())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc::unbounded_channel;
+
+    use super::*;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_batch_goes_at_once() {
+        let (send, mut items) = unbounded_channel();
+        for i in 0..5 {
+            send.send(i).unwrap();
+        }
+        let started = Instant::now();
+        assert_eq!(next_batch(&mut items, 3, WAIT).await, Some(vec![0, 1, 2]));
+        assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_partial_batch_goes_once_its_first_item_has_waited() {
+        let (send, mut items) = unbounded_channel();
+        send.send(1).unwrap();
+        let later = send.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            later.send(2).unwrap();
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            later.send(3).unwrap();
+        });
+        let started = Instant::now();
+        assert_eq!(next_batch(&mut items, 100, WAIT).await, Some(vec![1, 2]));
+        assert_eq!(
+            started.elapsed(),
+            WAIT,
+            "counted from the first item, not the last"
+        );
+        assert_eq!(next_batch(&mut items, 100, WAIT).await, Some(vec![3]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rest_goes_when_the_sender_closes() {
+        let (send, mut items) = unbounded_channel();
+        send.send(1).unwrap();
+        send.send(2).unwrap();
+        drop(send);
+        let started = Instant::now();
+        assert_eq!(next_batch(&mut items, 100, WAIT).await, Some(vec![1, 2]));
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        assert_eq!(next_batch(&mut items, 100, WAIT).await, None);
+    }
 }
