@@ -1097,3 +1097,76 @@ async fn a_version_written_during_the_run_is_left_for_the_next_run() {
         .expect("features");
     assert!(stored == expected[1], "the features are the newer sample's");
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
+async fn features_beyond_the_bounded_feature_listing_are_still_found() {
+    let stack = stack("listing").await;
+    let bucket = stack.bucket(true).await;
+    let arn = stack.key("listing").await;
+    let partition = "listing-1";
+    let raw = format!("ingestion/raw/{partition}/");
+    let features = format!("training/features/{partition}/");
+    let mut expected = BTreeMap::new();
+    let mut put_sample = async |name: &str, seed: u32| {
+        let plain = stack.dir.join(format!("{name}.wav"));
+        std::fs::write(&plain, wav(16_000, 1, 16, false, 1.0, seed)).expect("wav");
+        let message = stack.dir.join(format!("{name}.msg"));
+        cli_encrypt(&arn, Some(partition), &plain, &message).await;
+        stack
+            .put(
+                &bucket,
+                &format!("{raw}{name}.wav"),
+                std::fs::read(&message).expect("msg"),
+            )
+            .await;
+        expected.insert(
+            format!("{features}{name}.npy"),
+            expected_features(&plain).await,
+        );
+    };
+
+    // z's features are written and verified, then the worker crashes before deleting.
+    put_sample("z", 100).await;
+    let crash = run_worker(
+        &stack.endpoint,
+        &bucket,
+        partition,
+        &[&arn],
+        &[],
+        &[("FAILPOINTS", "worker::after-verify=return")],
+    )
+    .await;
+    assert_eq!(crash.code, Some(CRASH_EXIT_CODE), "{}", crash.logs);
+
+    // 2,100 other feature objects between a.npy and z.npy: more than the two pages of 1,000
+    // the listing reads for a backlog of two, so it stops before z.npy.
+    for first in (0..2100).step_by(50) {
+        let mut puts = tokio::task::JoinSet::new();
+        for i in first..first + 50 {
+            let request = stack
+                .s3
+                .put_object()
+                .bucket(&bucket)
+                .key(format!("{features}m-{i:04}.npy"))
+                .body(ByteStream::from_static(b"older features"));
+            puts.spawn(async move { request.send().await.expect("filler feature") });
+        }
+        puts.join_all().await;
+    }
+    put_sample("a", 101).await;
+
+    let rerun = run_worker(&stack.endpoint, &bucket, partition, &[&arn], &[], &[]).await;
+    assert_eq!(rerun.code, Some(0), "{}\n{}", rerun.summary, rerun.logs);
+    assert_eq!(rerun.summary["shredded"], 2, "{}", rerun.summary);
+    assert_eq!(
+        rerun.summary["alreadyDone"], 1,
+        "z.npy, beyond where the listing stopped, was looked up and found verified: {}",
+        rerun.summary
+    );
+    assert!(stack.versions(&bucket, &raw).await.is_empty());
+    for (key, want) in &expected {
+        let stored = stack.get(&bucket, key, None).await.expect("features");
+        assert!(stored == *want, "{key} differs from securepipe features");
+    }
+}
