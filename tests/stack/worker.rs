@@ -134,6 +134,22 @@ impl Stack {
         out.version_id().unwrap_or("null").to_owned()
     }
 
+    /// A one-second 16 kHz PCM16 sample `name`: its plaintext file, and the message
+    /// `securepipe encrypt` makes of it under `arn` for `partition`.
+    async fn sample(
+        &self,
+        arn: &str,
+        partition: &str,
+        name: &str,
+        seed: u32,
+    ) -> (PathBuf, Vec<u8>) {
+        let plain = self.dir.join(format!("{name}.wav"));
+        std::fs::write(&plain, wav(16_000, 1, 16, false, 1.0, seed)).expect("wav");
+        let message = self.dir.join(format!("{name}.msg"));
+        cli_encrypt(arn, Some(partition), &plain, &message).await;
+        (plain, std::fs::read(&message).expect("msg"))
+    }
+
     /// Every (key, version id, is delete marker) under `prefix`.
     async fn versions(&self, bucket: &str, prefix: &str) -> Vec<(String, String, bool)> {
         let out = self
@@ -907,14 +923,11 @@ async fn a_cut_link_fails_the_run_without_loss_and_a_rerun_finishes() {
     let raw = format!("ingestion/raw/{partition}/");
     let mut originals = BTreeMap::new();
     for i in 0..4u32 {
-        let plain = stack.dir.join(format!("{i}.wav"));
-        std::fs::write(&plain, wav(16_000, 1, 16, false, 1.0, 40 + i)).expect("wav");
-        let message = stack.dir.join(format!("{i}.msg"));
-        cli_encrypt(&arn, Some(partition), &plain, &message).await;
-        let key = format!("{raw}s{i}.wav");
-        let version = stack
-            .put(&bucket, &key, std::fs::read(&message).expect("msg"))
+        let (_, message) = stack
+            .sample(&arn, partition, &format!("s{i}"), 40 + i)
             .await;
+        let key = format!("{raw}s{i}.wav");
+        let version = stack.put(&bucket, &key, message).await;
         originals.insert(key, vec![version]);
     }
     let upstream = stack
@@ -997,17 +1010,10 @@ async fn an_unversioned_bucket_is_shredded_with_pinned_etags() {
     let raw = format!("ingestion/raw/{partition}/");
     let mut expected = Vec::new();
     for i in 0..2u32 {
-        let plain = stack.dir.join(format!("{i}.wav"));
-        std::fs::write(&plain, wav(16_000, 1, 16, false, 1.0, 60 + i)).expect("wav");
-        let message = stack.dir.join(format!("{i}.msg"));
-        cli_encrypt(&arn, Some(partition), &plain, &message).await;
-        stack
-            .put(
-                &bucket,
-                &format!("{raw}s{i}.wav"),
-                std::fs::read(&message).expect("msg"),
-            )
+        let (plain, message) = stack
+            .sample(&arn, partition, &format!("s{i}"), 60 + i)
             .await;
+        stack.put(&bucket, &format!("{raw}s{i}.wav"), message).await;
         expected.push(expected_features(&plain).await);
     }
     let run = run_worker(&stack.endpoint, &bucket, partition, &[&arn], &[], &[]).await;
@@ -1040,11 +1046,10 @@ async fn a_version_written_during_the_run_is_left_for_the_next_run() {
     let mut messages = Vec::new();
     let mut expected = Vec::new();
     for i in 0..2u32 {
-        let plain = stack.dir.join(format!("{i}.wav"));
-        std::fs::write(&plain, wav(16_000, 1, 16, false, 1.0, 80 + i)).expect("wav");
-        let message = stack.dir.join(format!("{i}.msg"));
-        cli_encrypt(&arn, Some(partition), &plain, &message).await;
-        messages.push(std::fs::read(&message).expect("msg"));
+        let (plain, message) = stack
+            .sample(&arn, partition, &format!("v{i}"), 80 + i)
+            .await;
+        messages.push(message);
         expected.push(expected_features(&plain).await);
     }
     let first = stack.put(&bucket, &key, messages[0].clone()).await;
@@ -1109,16 +1114,9 @@ async fn features_beyond_the_bounded_feature_listing_are_still_found() {
     let features = format!("training/features/{partition}/");
     let mut expected = BTreeMap::new();
     let mut put_sample = async |name: &str, seed: u32| {
-        let plain = stack.dir.join(format!("{name}.wav"));
-        std::fs::write(&plain, wav(16_000, 1, 16, false, 1.0, seed)).expect("wav");
-        let message = stack.dir.join(format!("{name}.msg"));
-        cli_encrypt(&arn, Some(partition), &plain, &message).await;
+        let (plain, message) = stack.sample(&arn, partition, name, seed).await;
         stack
-            .put(
-                &bucket,
-                &format!("{raw}{name}.wav"),
-                std::fs::read(&message).expect("msg"),
-            )
+            .put(&bucket, &format!("{raw}{name}.wav"), message)
             .await;
         expected.insert(
             format!("{features}{name}.npy"),

@@ -222,14 +222,15 @@ fn downmix(mut interleaved: Vec<f32>, channels: usize) -> Vec<f32> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::io::Cursor;
 
     use hound::{WavSpec, WavSpecEx, WavWriter};
 
     use super::*;
 
-    fn wav<S: hound::Sample + Copy>(
+    /// A WAV file at 8 kHz holding `samples` (interleaved when `channels` > 1).
+    pub(crate) fn wav<S: hound::Sample + Copy>(
         channels: u16,
         bits: u16,
         format: SampleFormat,

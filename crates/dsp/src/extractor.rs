@@ -249,37 +249,27 @@ pub fn wav_features(
 
 #[cfg(test)]
 mod tests {
-    use std::io::Cursor;
-
-    use hound::{SampleFormat, WavSpec, WavWriter};
+    use hound::SampleFormat;
 
     use super::*;
 
     /// A chirp with noise-like wiggles, as `bits`-bit integers (or floats for 32-bit float).
     fn wav(channels: u16, bits: u16, format: SampleFormat, len: usize) -> Vec<u8> {
-        let spec = WavSpec {
-            channels,
-            sample_rate: 8_000,
-            bits_per_sample: bits,
-            sample_format: format,
-        };
-        let mut cursor = Cursor::new(Vec::new());
-        let mut writer = WavWriter::new(&mut cursor, spec).expect("writer");
-        for n in 0..len * usize::from(channels) {
+        let chirp = (0..len * usize::from(channels)).map(|n| {
             let t = n as f64 / 8_000.0;
-            let x = 0.7 * (t * (300.0 + 2_000.0 * t)).sin()
-                + 0.2 * ((n * 7_919 % 97) as f64 / 97.0 - 0.5);
-            match format {
-                SampleFormat::Float => writer.write_sample(x as f32),
-                SampleFormat::Int => {
-                    let full = f64::from(1u32 << (bits - 1)) - 1.0;
-                    writer.write_sample((x * full).round() as i32)
-                }
+            0.7 * (t * (300.0 + 2_000.0 * t)).sin() + 0.2 * ((n * 7_919 % 97) as f64 / 97.0 - 0.5)
+        });
+        match format {
+            SampleFormat::Float => {
+                let samples: Vec<f32> = chirp.map(|x| x as f32).collect();
+                crate::audio::tests::wav(channels, bits, format, &samples)
             }
-            .expect("sample");
+            SampleFormat::Int => {
+                let full = f64::from(1u32 << (bits - 1)) - 1.0;
+                let samples: Vec<i32> = chirp.map(|x| (x * full).round() as i32).collect();
+                crate::audio::tests::wav(channels, bits, format, &samples)
+            }
         }
-        writer.finalize().expect("finalize");
-        cursor.into_inner()
     }
 
     #[test]

@@ -12,10 +12,7 @@
 
 use std::cell::RefCell;
 
-use securepipe_dsp::{
-    DecodeError, ExtractError, FeatureExtractor, FeatureKind, ParamsError, WavFeaturesError,
-    wav_features, write_npy,
-};
+use securepipe_dsp::{FeatureExtractor, FeatureKind, WavFeaturesError, wav_features, write_npy};
 use sha2::{Digest, Sha256};
 
 use crate::settings::FeatureOptions;
@@ -29,28 +26,14 @@ pub struct Computed {
     pub plaintext_sha256: String,
 }
 
-/// Why a plaintext yields no features (all but `Encode`, which writing to memory never
-/// returns, are the sample's fault).
+/// Why a plaintext yields no features (`Wav` is the sample's fault; `Encode`, which
+/// writing to memory never returns, is not).
 #[derive(Debug, thiserror::Error)]
 pub enum FeatureError {
-    #[error("not a WAV file securepipe reads")]
-    Decode(#[from] DecodeError),
-    #[error("the feature parameters do not fit this file")]
-    Params(#[from] ParamsError),
-    #[error("no features")]
-    Extract(#[from] ExtractError),
+    #[error(transparent)]
+    Wav(#[from] WavFeaturesError),
     #[error("cannot encode the .npy")]
     Encode(#[from] std::io::Error),
-}
-
-impl From<WavFeaturesError> for FeatureError {
-    fn from(err: WavFeaturesError) -> Self {
-        match err {
-            WavFeaturesError::Decode(err) => Self::Decode(err),
-            WavFeaturesError::Params(err) => Self::Params(err),
-            WavFeaturesError::Extract(err) => Self::Extract(err),
-        }
-    }
 }
 
 pub fn compute(
@@ -150,6 +133,9 @@ mod tests {
     #[test]
     fn text_is_not_audio() {
         let err = compute(b"hello, not a wav", FeatureKind::Mfcc, &options()).unwrap_err();
-        assert!(matches!(err, FeatureError::Decode(_)), "{err}");
+        assert!(
+            matches!(err, FeatureError::Wav(WavFeaturesError::Decode(_))),
+            "{err}"
+        );
     }
 }
