@@ -4,8 +4,9 @@
 //! would; without the feature (every release build) these calls compile to nothing.
 //!
 //! In the order a sample passes them: `worker::after-get`, `after-decrypt`,
-//! `after-features`, `after-put`, `after-verify`, `after-delete-noncurrent`, `after-delete`,
-//! then once per run `worker::before-attestation`.
+//! `after-features`, `after-put`, `after-verify`; then once per deletion batch
+//! `after-delete-noncurrent` and `after-delete`; then once per run
+//! `worker::before-attestation`.
 
 /// The exit status of a process stopped at a failpoint.
 pub const CRASH_EXIT_CODE: i32 = 86;
