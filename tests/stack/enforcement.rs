@@ -357,6 +357,8 @@ async fn without_the_session_policy_the_role_reaches_everything() {
 struct WorkerReach {
     get_own_raw: bool,
     list_own_raw: bool,
+    list_own_features: bool,
+    list_other_features: bool,
     delete_own_raw: bool,
     put_own_features: bool,
     get_own_features: bool,
@@ -437,6 +439,8 @@ async fn a_worker_session_shreds_only_its_own_raw_folder() {
     let reach = WorkerReach {
         get_own_raw: get("ingestion/raw/team-a/x.wav").await,
         list_own_raw: list(Some("ingestion/raw/team-a/")).await,
+        list_own_features: list(Some("training/features/team-a/")).await,
+        list_other_features: list(Some("training/features/team-b/")).await,
         delete_own_raw: delete("ingestion/raw/team-a/y.wav").await,
         put_own_features: put("training/features/team-a/new.npy").await,
         get_own_features: get("training/features/team-a/x.npy").await,
@@ -455,6 +459,8 @@ async fn a_worker_session_shreds_only_its_own_raw_folder() {
         WorkerReach {
             get_own_raw: true,
             list_own_raw: true,
+            list_own_features: true,
+            list_other_features: false,
             delete_own_raw: true,
             put_own_features: true,
             get_own_features: true,
