@@ -1,4 +1,26 @@
-//! Test audio: WAV files of speech-like signals, made in memory.
+//! Test audio: WAV files of speech-like signals, made in memory, and raw samples encrypted
+//! as the ingestion side writes them.
+
+use std::path::Path;
+
+use crate::operator::securepipe_binary;
+
+/// Encrypts the file `plain` into `out` with `securepipe encrypt` under the KMS key `arn`,
+/// with the encryption context `securepipe:partition` = `partition` when given.
+pub async fn cli_encrypt(arn: &str, partition: Option<&str>, plain: &Path, out: &Path) {
+    let mut command = tokio::process::Command::new(securepipe_binary());
+    command.args(["encrypt", "--key-id", arn, "--input"]);
+    command.arg(plain).arg("--output").arg(out);
+    if let Some(p) = partition {
+        command.args(["--context", &format!("securepipe:partition={p}")]);
+    }
+    let output = command.output().await.expect("run securepipe encrypt");
+    assert!(
+        output.status.success(),
+        "securepipe encrypt: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
 
 /// A WAV of speech-like audio: a few harmonics with a syllable-rate envelope plus noise.
 pub fn wav(rate: u32, channels: u16, bits: u16, float: bool, seconds: f32, seed: u32) -> Vec<u8> {

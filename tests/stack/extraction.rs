@@ -20,12 +20,14 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use securepipe_api::TrainingPartition;
+use securepipe_api::training_partition::ExtractionStatus;
+use securepipe_tests::audio::cli_encrypt;
 use securepipe_tests::aws_link::AwsLink;
 use securepipe_tests::gitops::{Health, Message, health_case};
 use securepipe_tests::localstack::{
     assume_role_count, create_role, inline_policies, recorded_sts_session,
 };
-use securepipe_tests::operator::{OperatorProcess, securepipe_binary};
+use securepipe_tests::operator::OperatorProcess;
 use securepipe_tests::{
     FIELD_MANAGER, client, eventually, fresh_namespace, install_crds, suite_grant_name,
 };
@@ -251,21 +253,7 @@ impl World {
             let plain = self.dir.join(format!("s{i}.wav"));
             std::fs::write(&plain, wav(16_000, 0.5, i + 1)).expect("write WAV");
             let message = self.dir.join(format!("s{i}.msg"));
-            let output = tokio::process::Command::new(securepipe_binary())
-                .args(["encrypt", "--key-id", &self.kms_key_arn, "--context"])
-                .arg(format!("securepipe:partition={NAME}"))
-                .arg("--input")
-                .arg(&plain)
-                .arg("--output")
-                .arg(&message)
-                .output()
-                .await
-                .expect("run securepipe encrypt");
-            assert!(
-                output.status.success(),
-                "securepipe encrypt: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
+            cli_encrypt(&self.kms_key_arn, Some(NAME), &plain, &message).await;
             let key = format!("ingestion/raw/{NAME}/s{i}.wav");
             self.put(&key, std::fs::read(&message).expect("read message"))
                 .await;
@@ -285,13 +273,13 @@ impl World {
             .unwrap_or_else(|err| panic!("put {key}: {err:?}"));
     }
 
-    /// Every key with a version (or delete marker) under `prefix`.
-    async fn versioned_keys(&self, prefix: &str) -> BTreeSet<String> {
+    /// Every key with a version (or delete marker) under the partition's raw folder.
+    async fn raw_keys(&self) -> BTreeSet<String> {
         let listed = self
             .s3
             .list_object_versions()
             .bucket(&self.bucket)
-            .prefix(prefix)
+            .prefix(format!("ingestion/raw/{NAME}/"))
             .send()
             .await
             .expect("list versions");
@@ -349,6 +337,14 @@ impl World {
             .get(NAME)
             .await
             .expect("get TrainingPartition")
+    }
+
+    async fn extraction(&self) -> ExtractionStatus {
+        self.partition()
+            .await
+            .status
+            .and_then(|s| s.extraction)
+            .expect("status.extraction")
     }
 
     async fn condition(&self, type_: &str) -> Option<(String, String, String)> {
@@ -630,12 +626,7 @@ async fn pending_samples_are_shredded_by_one_restricted_job_on_the_node() {
     assert_eq!(extraction.active_job, None);
 
     // The raw prefix holds only the quarantined sample; every good one is a feature file.
-    assert_eq!(
-        world
-            .versioned_keys(&format!("ingestion/raw/{NAME}/"))
-            .await,
-        BTreeSet::from([bad.clone()])
-    );
+    assert_eq!(world.raw_keys().await, BTreeSet::from([bad.clone()]));
     let features: BTreeSet<String> = world
         .keys(&format!("training/features/{NAME}/"))
         .await
@@ -696,12 +687,7 @@ async fn pending_samples_are_shredded_by_one_restricted_job_on_the_node() {
         (status.last_scan_time.as_ref()?.0 > scanned).then_some(status)
     })
     .await;
-    let extraction = world
-        .partition()
-        .await
-        .status
-        .and_then(|s| s.extraction)
-        .expect("status");
+    let extraction = world.extraction().await;
     assert_eq!(extraction.pending, 0, "{extraction:?}");
     assert_eq!(world.worker_jobs().await.len(), 1, "no second Job");
     world
@@ -779,19 +765,9 @@ async fn an_indexed_job_of_three_splits_the_samples_and_none_is_processed_twice(
             Duration::from_secs(30),
         )
         .await;
-    let extraction = world
-        .partition()
-        .await
-        .status
-        .and_then(|s| s.extraction)
-        .expect("status");
+    let extraction = world.extraction().await;
     assert_eq!(extraction.shredded, 9, "{extraction:?}");
-    assert!(
-        world
-            .versioned_keys(&format!("ingestion/raw/{NAME}/"))
-            .await
-            .is_empty()
-    );
+    assert!(world.raw_keys().await.is_empty());
     world.operator.stop().await;
 }
 
@@ -827,14 +803,7 @@ async fn a_failed_job_degrades_and_the_next_interval_succeeds() {
         1,
         "the retry waits for the next interval"
     );
-    assert_eq!(
-        world
-            .versioned_keys(&format!("ingestion/raw/{NAME}/"))
-            .await
-            .len(),
-        2,
-        "nothing lost"
-    );
+    assert_eq!(world.raw_keys().await.len(), 2, "nothing lost");
 
     link.restore();
     let second = eventually(
@@ -864,19 +833,9 @@ async fn a_failed_job_degrades_and_the_next_interval_succeeds() {
     world
         .wait_condition("Degraded", "False", "AsExpected", Duration::from_secs(10))
         .await;
-    let extraction = world
-        .partition()
-        .await
-        .status
-        .and_then(|s| s.extraction)
-        .expect("status");
+    let extraction = world.extraction().await;
     assert_eq!(extraction.shredded, 2, "{extraction:?}");
-    assert!(
-        world
-            .versioned_keys(&format!("ingestion/raw/{NAME}/"))
-            .await
-            .is_empty()
-    );
+    assert!(world.raw_keys().await.is_empty());
     assert!(
         world
             .events()
@@ -1164,14 +1123,7 @@ async fn a_spec_change_keeps_the_running_job_and_disabling_starts_none() {
         1,
         "a Job started while disabled"
     );
-    assert_eq!(
-        world
-            .versioned_keys(&format!("ingestion/raw/{NAME}/"))
-            .await
-            .len(),
-        1,
-        "the new sample waits"
-    );
+    assert_eq!(world.raw_keys().await.len(), 1, "the new sample waits");
     world.operator.stop().await;
 }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use securepipe_envelope::Header;
-use securepipe_tests::audio::wav;
+use securepipe_tests::audio::{cli_encrypt, wav};
 use securepipe_tests::aws_link::AwsLink;
 use securepipe_tests::operator::securepipe_binary;
 use securepipe_tests::repo_root;
@@ -251,21 +251,6 @@ impl Stack {
 }
 
 /// `securepipe encrypt` with the partition context (or none).
-async fn cli_encrypt(arn: &str, partition: Option<&str>, plain: &Path, out: &Path) {
-    let mut command = tokio::process::Command::new(securepipe_binary());
-    command.args(["encrypt", "--key-id", arn, "--input"]);
-    command.arg(plain).arg("--output").arg(out);
-    if let Some(p) = partition {
-        command.args(["--context", &format!("securepipe:partition={p}")]);
-    }
-    let output = command.output().await.expect("run securepipe encrypt");
-    assert!(
-        output.status.success(),
-        "securepipe encrypt: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 /// The interpreter of the reference-tools venv (librosa, the AWS Encryption SDK), installed on
 /// first use by tests/reference/install.sh.
 async fn reference_python() -> PathBuf {

@@ -13,7 +13,6 @@ pub mod training_partition;
 pub use error::{Error, ObjectKey};
 
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::hash::Hash;
 
 use futures::{FutureExt, Stream, StreamExt};
@@ -135,19 +134,27 @@ impl TenantScope {
     }
 }
 
-/// Drives a controller's `running` future (built with `graceful_shutdown_on(shutdown)`)
-/// to its end. kube-runtime holds every reconcile until the first list has filled
-/// `store`, and a graceful shutdown before that point waits for a list that never comes
-/// (the watch has stopped). So a shutdown that finds `store` not ready yet stops at once:
-/// no reconcile can have started.
-pub(crate) async fn drive<K>(
-    running: impl Future<Output = ()>,
+/// Drives a controller's stream of reconcile `results` (built with
+/// `graceful_shutdown_on(shutdown)`) to its end, logging each failure at debug level (the
+/// reconciler has reported it in status and events already). kube-runtime holds every
+/// reconcile until the first list has filled `store`, and a graceful shutdown before that
+/// point waits for a list that never comes (the watch has stopped). So a shutdown that
+/// finds `store` not ready yet stops at once: no reconcile can have started.
+pub(crate) async fn drive<K, T, E>(
+    controller: &'static str,
+    results: impl Stream<Item = Result<T, E>>,
     store: Store<K>,
     shutdown: &CancellationToken,
 ) where
     K: Resource + Clone + 'static,
     K::DynamicType: Eq + Hash + Clone,
+    E: std::fmt::Display,
 {
+    let running = results.for_each(|result| async move {
+        if let Err(err) = result {
+            tracing::debug!(error = %err, controller, "controller event");
+        }
+    });
     let stop_before_start = async {
         shutdown.cancelled().await;
         if store.wait_until_ready().now_or_never().is_some() {

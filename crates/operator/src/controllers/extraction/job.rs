@@ -239,26 +239,9 @@ fn pod_spec(inputs: &JobInputs<'_>, image: String, shards: i32, features: &Featu
 
 #[cfg(test)]
 mod tests {
+    use super::super::session::tests::partition;
     use super::super::session::worker_plan;
     use super::*;
-
-    fn partition(extra: &str) -> TrainingPartition {
-        serde_yaml::from_str(&format!(
-            r#"
-apiVersion: securepipe.io/v1alpha1
-kind: TrainingPartition
-metadata: {{name: speech, namespace: ml, uid: 0f9e-uid, generation: 4}}
-spec:
-  bucket: biometrics
-  region: eu-west-1
-  roleArn: "arn:aws:iam::123456789012:role/trainer"
-  extraction:
-    enabled: true
-    kmsKeyArn: "arn:aws:kms:eu-west-1:123456789012:key/k1"
-{extra}"#
-        ))
-        .unwrap()
-    }
 
     fn built(tp: &TrainingPartition, settings: &WorkerSettings) -> Job {
         let plan = worker_plan("ml", "speech", tp).unwrap();

@@ -15,7 +15,6 @@ mod status;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::controller::Config;
 use kube::runtime::{Controller, watcher};
@@ -50,12 +49,6 @@ pub async fn run(ctx: Arc<Context>, scope: WatchScope, shutdown: CancellationTok
         .with_config(config)
         .graceful_shutdown_on(shutdown.clone().cancelled_owned());
     let store = controller.store();
-    let running = controller
-        .run(reconcile::reconcile, reconcile::error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(err) = result {
-                tracing::debug!(error = %err, "extraction controller event");
-            }
-        });
-    super::drive(running, store, &shutdown).await;
+    let results = controller.run(reconcile::reconcile, reconcile::error_policy, ctx);
+    super::drive("extraction", results, store, &shutdown).await;
 }

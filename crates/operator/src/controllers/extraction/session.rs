@@ -240,15 +240,16 @@ pub fn remaining(held: &Held, now: Timestamp) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn partition(extra: &str) -> TrainingPartition {
+    /// A partition with extraction enabled; `extra` continues its `extraction` block.
+    pub(in crate::controllers::extraction) fn partition(extra: &str) -> TrainingPartition {
         serde_yaml::from_str(&format!(
             r#"
 apiVersion: securepipe.io/v1alpha1
 kind: TrainingPartition
-metadata: {{name: speech, namespace: ml, uid: 0f9e-uid}}
+metadata: {{name: speech, namespace: ml, uid: 0f9e-uid, generation: 4}}
 spec:
   bucket: biometrics
   region: eu-west-1

@@ -13,7 +13,6 @@ mod validate;
 
 use std::sync::Arc;
 
-use futures::StreamExt;
 use kube::runtime::reflector;
 use kube::runtime::{Controller, Predicate, PredicateConfig, WatchStreamExt, predicates, watcher};
 use securepipe_api::RetentionPolicy;
@@ -48,16 +47,11 @@ pub async fn run(ctx: Arc<Context>, scope: WatchScope, shutdown: CancellationTok
     let (recheck, rechecks) = futures::channel::mpsc::unbounded();
     let grant_changes = ctx.grants.changes();
     let state = Arc::new(state::State::new(ctx, reader.clone(), recheck));
-    let running = Controller::for_stream(changes, reader.clone())
+    let results = Controller::for_stream(changes, reader.clone())
         .reconcile_on(rechecks)
         // A grant added, changed or removed may change any verdict.
         .reconcile_all_on(grant_changes)
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-        .run(reconcile::reconcile, reconcile::error_policy, state)
-        .for_each(|result| async move {
-            if let Err(err) = result {
-                tracing::debug!(error = %err, "retentionpolicy controller event");
-            }
-        });
-    super::drive(running, reader, &shutdown).await;
+        .run(reconcile::reconcile, reconcile::error_policy, state);
+    super::drive("retentionpolicy", results, reader, &shutdown).await;
 }
