@@ -595,6 +595,23 @@ fn kubectl(args: &[&str], file: &Path) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Renders the chart as `release` in `namespace` with `sets` and applies it server-side;
+/// returns the rendered objects and the guard that deletes them.
+fn apply_release(release: &str, namespace: &str, sets: &[&str]) -> (Vec<Value>, RemoveOnDrop) {
+    let manifest = render_release(release, namespace, sets, false)
+        .unwrap_or_else(|err| panic!("helm template failed:\n{err}"));
+    let objects = documents(&manifest, "helm template");
+    let dir = repo_root().join("target/stack-tests").join(namespace);
+    std::fs::create_dir_all(&dir).expect("create the test's work directory");
+    let manifest_path = dir.join("chart.yaml");
+    std::fs::write(&manifest_path, &manifest).expect("write the rendered chart");
+    kubectl(
+        &["apply", "--server-side", "--field-manager", FIELD_MANAGER],
+        &manifest_path,
+    );
+    (objects, RemoveOnDrop(manifest_path))
+}
+
 /// Deletes the applied chart, cluster-scoped objects included, when the test ends (also
 /// when it fails): their names are unique to the test's release.
 struct RemoveOnDrop(PathBuf);
@@ -619,18 +636,8 @@ async fn operator_runs_as_the_rendered_chart() {
     install_crds(&client).await;
     let namespace = fresh_namespace(&client, "chart-run").await;
     let release = format!("sp-{namespace}");
-    let manifest = render_release(&release, &namespace, &["watchNamespace={ns}"], false)
-        .unwrap_or_else(|err| panic!("helm template failed:\n{err}"));
-    let objects = documents(&manifest, "helm template");
+    let (objects, _remove) = apply_release(&release, &namespace, &["watchNamespace={ns}"]);
     let dir = repo_root().join("target/stack-tests").join(&namespace);
-    std::fs::create_dir_all(&dir).expect("create the test's work directory");
-    let manifest_path = dir.join("chart.yaml");
-    std::fs::write(&manifest_path, &manifest).expect("write the rendered chart");
-    kubectl(
-        &["apply", "--server-side", "--field-manager", FIELD_MANAGER],
-        &manifest_path,
-    );
-    let _remove = RemoveOnDrop(manifest_path.clone());
 
     let deployment = deployment(&objects);
     let lease_name = deployment.metadata.name.clone().expect("Deployment name");
@@ -828,18 +835,7 @@ async fn chart_binds_secret_access_in_the_tenant_namespaces_only() {
     let elsewhere = ungranted_namespace(&client, "chart-elsewhere").await;
     let release = format!("sp-{namespace}");
     let tenants = format!("rbac.tenantNamespaces={{{team_a},{team_b}}}");
-    let manifest = render_release(&release, &namespace, &[&tenants], false)
-        .unwrap_or_else(|err| panic!("helm template failed:\n{err}"));
-    let objects = documents(&manifest, "helm template");
-    let dir = repo_root().join("target/stack-tests").join(&namespace);
-    std::fs::create_dir_all(&dir).expect("create the test's work directory");
-    let manifest_path = dir.join("chart.yaml");
-    std::fs::write(&manifest_path, &manifest).expect("write the rendered chart");
-    kubectl(
-        &["apply", "--server-side", "--field-manager", FIELD_MANAGER],
-        &manifest_path,
-    );
-    let _remove = RemoveOnDrop(manifest_path.clone());
+    let (objects, _remove) = apply_release(&release, &namespace, &[&tenants]);
     let pod = deployment(&objects).spec.template.spec.expect("pod spec");
     let service_account = pod
         .service_account_name

@@ -79,6 +79,31 @@ impl Tenant {
             .await;
     }
 
+    /// Grants this namespace `role` (in another account) on `bucket`, read-only, and applies
+    /// the partition `remote` on it with `revokeOnDelete`.
+    async fn apply_remote(&self, role: &str, bucket: &str) {
+        apply_grant(
+            &self.client,
+            &format!("tenancy-{}", self.namespace),
+            json!({
+                "namespaces": [self.namespace],
+                "roleArns": [role],
+                "buckets": [bucket],
+                "partitions": ["*"],
+                "maxAccess": "ReadOnly",
+                "maxDuration": "1h",
+            }),
+        )
+        .await;
+        self.apply_on(
+            "remote",
+            bucket,
+            role,
+            "  credentials: {revokeOnDelete: true}\n",
+        )
+        .await;
+    }
+
     async fn apply_on(&self, name: &str, bucket: &str, role: &str, extra_spec: &str) {
         let yaml = format!(
             "apiVersion: securepipe.io/v1alpha1\nkind: TrainingPartition\nmetadata: {{name: {name}}}\nspec:\n  bucket: {bucket}\n  region: us-east-1\n  roleArn: {role}\n{extra_spec}"
@@ -676,26 +701,7 @@ async fn revoke_on_delete_in_another_account_without_a_revoker_is_refused() {
     // LocalStack's account is 000000000000; this role is in another one.
     let foreign = format!("arn:aws:iam::111122223333:role/trainer-{}", t.namespace);
     let bucket = format!("biometrics-{}", t.namespace);
-    apply_grant(
-        &t.client,
-        &format!("tenancy-{}", t.namespace),
-        json!({
-            "namespaces": [t.namespace],
-            "roleArns": [foreign],
-            "buckets": [bucket],
-            "partitions": ["*"],
-            "maxAccess": "ReadOnly",
-            "maxDuration": "1h",
-        }),
-    )
-    .await;
-    t.apply_on(
-        "remote",
-        &bucket,
-        &foreign,
-        "  credentials: {revokeOnDelete: true}\n",
-    )
-    .await;
+    t.apply_remote(&foreign, &bucket).await;
     let (reason, message) = t.wait_ready("remote", "False").await;
     assert_eq!(reason, "RevokerMissing", "{message}");
     health_case(
@@ -776,26 +782,7 @@ async fn a_revoker_role_writes_the_deny_in_the_other_account() {
     let foreign = create_role_with(&iam, &format!("trainer-{}", t.namespace)).await;
     assert!(foreign.contains(ACCOUNT), "{foreign}");
     let bucket = format!("biometrics-{}", t.namespace);
-    apply_grant(
-        &t.client,
-        &format!("tenancy-{}", t.namespace),
-        json!({
-            "namespaces": [t.namespace],
-            "roleArns": [foreign],
-            "buckets": [bucket],
-            "partitions": ["*"],
-            "maxAccess": "ReadOnly",
-            "maxDuration": "1h",
-        }),
-    )
-    .await;
-    t.apply_on(
-        "remote",
-        &bucket,
-        &foreign,
-        "  credentials: {revokeOnDelete: true}\n",
-    )
-    .await;
+    t.apply_remote(&foreign, &bucket).await;
     let (reason, message) = t.wait_ready("remote", "True").await;
     assert_eq!(reason, "CredentialsValid", "{message}");
     let (_, issued) = t.held_session("remote").await;
