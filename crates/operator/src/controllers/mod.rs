@@ -2,6 +2,7 @@
 //! `run(ctx, scope, shutdown)`, which drives a kube-runtime `Controller` until `shutdown`
 //! is cancelled and lets in-flight reconciles finish.
 
+mod conditions;
 mod error;
 pub mod events;
 pub mod extraction;

@@ -9,6 +9,8 @@ use securepipe_api::condition::{self, Desired, Status, reasons, types};
 use securepipe_api::training_partition::ExtractionStatus;
 use securepipe_cloud::FailureReason;
 
+use super::super::conditions::Conditions;
+
 /// `Extracting` reasons that are not a failure.
 const HEALTHY: [&str; 4] = [
     reasons::JOB_RUNNING,
@@ -74,7 +76,12 @@ pub fn next(
 ) -> TrainingPartitionStatus {
     let mut status = owned(current);
     status.extraction = Some(extraction);
-    condition::set(&mut status.conditions, extracting, generation, Time(now));
+    Conditions::new(&mut status.conditions, generation, Time(now)).set(
+        extracting.type_,
+        extracting.status,
+        extracting.reason,
+        extracting.message,
+    );
     status
 }
 

@@ -9,13 +9,11 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use securepipe_api::RetentionPolicyStatus;
-use securepipe_api::condition::{self, Desired, Status, reasons, types};
+use securepipe_api::condition::{Status, reasons, types};
 
+use super::super::conditions::Conditions;
 use super::merge::Difference;
 use super::posture;
-
-/// Conditions messages are for people; keep them readable and well under the API limit.
-const MAX_MESSAGE_CHARS: usize = 2000;
 
 /// What a reconcile ended with.
 #[derive(Debug)]
@@ -45,44 +43,6 @@ pub enum Outcome<'a> {
     },
 }
 
-fn bounded(mut message: String) -> String {
-    if message.chars().count() > MAX_MESSAGE_CHARS {
-        message = message.chars().take(MAX_MESSAGE_CHARS - 3).collect();
-        message.push_str("...");
-    }
-    message
-}
-
-struct Conditions<'s> {
-    status: &'s mut RetentionPolicyStatus,
-    generation: Option<i64>,
-    now: Time,
-}
-
-impl Conditions<'_> {
-    fn set(&mut self, type_: &str, status: Status, reason: &str, message: String) {
-        condition::set(
-            &mut self.status.conditions,
-            Desired {
-                type_,
-                status,
-                reason,
-                message: bounded(message),
-            },
-            self.generation,
-            self.now.clone(),
-        );
-    }
-
-    /// Leaves a condition this outcome says nothing about as it was; adds it as
-    /// `Unknown` when it was never set, so every condition is always listed.
-    fn keep(&mut self, type_: &str) {
-        if condition::find(&self.status.conditions, type_).is_none() {
-            self.set(type_, Status::Unknown, reasons::NOT_CHECKED, String::new());
-        }
-    }
-}
-
 /// The status after a reconcile, keeping what this outcome does not change.
 pub fn next(
     current: Option<&RetentionPolicyStatus>,
@@ -93,11 +53,7 @@ pub fn next(
     let mut status = current.cloned().unwrap_or_default();
     status.observed_generation = generation;
     let mut synced_at = None;
-    let mut c = Conditions {
-        status: &mut status,
-        generation,
-        now: Time(now),
-    };
+    let mut c = Conditions::new(&mut status.conditions, generation, Time(now));
     match outcome {
         Outcome::Invalid { problems } => {
             let message = problems.join("; ");
@@ -163,16 +119,7 @@ pub fn next(
             stalled,
         } => {
             c.set(types::READY, Status::False, reason, message.clone());
-            if *stalled {
-                c.set(types::STALLED, Status::True, reason, message.clone());
-            } else {
-                c.set(
-                    types::STALLED,
-                    Status::False,
-                    reasons::RETRYING,
-                    format!("{reason}: retrying"),
-                );
-            }
+            c.stalled(*stalled, reason, message.clone());
             c.set(types::SYNCED, Status::False, reason, message.clone());
             // A drift found before the failure stays reported until it is corrected.
             c.keep(types::DRIFTED);
@@ -277,12 +224,7 @@ pub fn drifting(
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ");
-    Conditions {
-        status: &mut status,
-        generation,
-        now: Time(now),
-    }
-    .set(
+    Conditions::new(&mut status.conditions, generation, Time(now)).set(
         types::DRIFTED,
         Status::True,
         reasons::RULES_CHANGED,
@@ -293,6 +235,7 @@ pub fn drifting(
 
 #[cfg(test)]
 mod tests {
+    use super::super::super::conditions::MAX_MESSAGE_CHARS;
     use super::*;
     use securepipe_api::condition::find;
     use securepipe_api::retention_policy::PostureFinding;

@@ -6,9 +6,10 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use securepipe_api::TrainingPartitionStatus;
-use securepipe_api::condition::{self, Desired, Status, reasons, types};
+use securepipe_api::condition::{Status, reasons, types};
 use securepipe_api::training_partition::CredentialsStatus;
 
+use super::super::conditions::Conditions;
 use super::renewal::Held;
 
 /// What a reconcile ended with.
@@ -75,24 +76,11 @@ pub fn next(
         .map(|(reason, message)| (reason.as_str(), message.clone()));
     let mut status = owned(current);
     status.observed_generation = generation;
-    let now_time = Time(now);
-    let mut set = |type_, status_: Status, reason, message: String| {
-        condition::set(
-            &mut status.conditions,
-            Desired {
-                type_,
-                status: status_,
-                reason,
-                message,
-            },
-            generation,
-            now_time.clone(),
-        );
-    };
+    let mut c = Conditions::new(&mut status.conditions, generation, Time(now));
     match outcome {
         Outcome::Valid { held, .. } => {
             let expires = super::secret::rfc3339(held.expires_at);
-            set(
+            c.set(
                 types::READY,
                 Status::True,
                 reasons::CREDENTIALS_VALID,
@@ -100,7 +88,7 @@ pub fn next(
             );
             // The same reason whether this reconcile minted or found the session: a
             // restart must not rewrite the status.
-            set(
+            c.set(
                 types::CREDENTIALS_ISSUED,
                 Status::True,
                 reasons::ISSUED,
@@ -110,26 +98,21 @@ pub fn next(
             // them (one writer for both).
             match extraction_failure {
                 Some((reason, message)) => {
-                    set(types::DEGRADED, Status::True, reason, message.clone());
-                    if crate::controllers::extraction::needs_someone(reason) {
-                        set(types::STALLED, Status::True, reason, message);
-                    } else {
-                        set(
-                            types::STALLED,
-                            Status::False,
-                            reasons::RETRYING,
-                            format!("{reason}: retrying"),
-                        );
-                    }
+                    c.set(types::DEGRADED, Status::True, reason, message.clone());
+                    c.stalled(
+                        crate::controllers::extraction::needs_someone(reason),
+                        reason,
+                        message,
+                    );
                 }
                 None => {
-                    set(
+                    c.set(
                         types::DEGRADED,
                         Status::False,
                         reasons::AS_EXPECTED,
                         String::new(),
                     );
-                    set(
+                    c.set(
                         types::STALLED,
                         Status::False,
                         reasons::AS_EXPECTED,
@@ -146,7 +129,7 @@ pub fn next(
             ..
         } => {
             match held.filter(|held| held.expires_at > now) {
-                Some(held) => set(
+                Some(held) => c.set(
                     types::READY,
                     Status::True,
                     reasons::CREDENTIALS_VALID,
@@ -156,25 +139,16 @@ pub fn next(
                         super::secret::rfc3339(held.expires_at)
                     ),
                 ),
-                None => set(types::READY, Status::False, reason, message.clone()),
+                None => c.set(types::READY, Status::False, reason, message.clone()),
             }
-            set(
+            c.set(
                 types::CREDENTIALS_ISSUED,
                 Status::False,
                 reason,
                 message.clone(),
             );
-            set(types::DEGRADED, Status::True, reason, message.clone());
-            if *stalled {
-                set(types::STALLED, Status::True, reason, message.clone());
-            } else {
-                set(
-                    types::STALLED,
-                    Status::False,
-                    reasons::RETRYING,
-                    format!("{reason}: retrying"),
-                );
-            }
+            c.set(types::DEGRADED, Status::True, reason, message.clone());
+            c.stalled(*stalled, reason, message.clone());
         }
     }
     let (secret_name, held) = match outcome {
@@ -197,6 +171,8 @@ pub fn next(
 
 #[cfg(test)]
 mod tests {
+    use securepipe_api::condition::{self, Desired};
+
     use super::*;
 
     fn held() -> Held {
