@@ -9,6 +9,8 @@ use std::time::Duration;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
+use crate::keep_alive::KeepAlive;
+
 /// Settings that the standard AWS environment variables do not cover.
 #[derive(Clone, Debug, Default)]
 pub struct AwsSettings {
@@ -157,8 +159,17 @@ impl Aws {
     pub(crate) fn s3(&self, region: &str) -> aws_sdk_s3::Client {
         let config = aws_sdk_s3::config::Builder::from(&self.sdk_config(region))
             .force_path_style(self.settings.s3_force_path_style)
+            .interceptor(KeepAlive)
             .build();
         aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// KMS in `region`: a key's calls go to the key's own region.
+    pub fn kms(&self, region: &str) -> aws_sdk_kms::Client {
+        let config = aws_sdk_kms::config::Builder::from(&self.sdk_config(region))
+            .interceptor(KeepAlive)
+            .build();
+        aws_sdk_kms::Client::from_conf(config)
     }
 
     pub(crate) fn shared(&self) -> &Shared {

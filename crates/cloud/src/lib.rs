@@ -5,6 +5,7 @@
 pub mod bucket_posture;
 pub mod config;
 pub mod failure;
+mod keep_alive;
 pub mod kms;
 pub mod lifecycle;
 mod names;

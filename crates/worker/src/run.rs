@@ -103,11 +103,12 @@ pub async fn run(settings: Settings, aws_settings: AwsSettings) -> Result<Summar
         .map_err(RunError::Params)?;
     let aws = Aws::from_env(aws_settings).await;
     let store = ObjectStore::new(&aws, &settings.region, &settings.bucket);
-    let keyring = KmsKeyring::from_env(&settings.kms_key_arns)
-        .await
-        .map_err(|source| RunError::Keyring {
-            arns: settings.kms_key_arns.clone(),
-            source,
+    let keyring =
+        KmsKeyring::new(aws.kms(&settings.region), &settings.kms_key_arns).map_err(|source| {
+            RunError::Keyring {
+                arns: settings.kms_key_arns.clone(),
+                source,
+            }
         })?;
     let decryptor =
         Decryptor::new(keyring).require(PARTITION_CONTEXT_KEY, settings.partition.clone());
