@@ -4,7 +4,8 @@
 //!
 //! It can also acknowledge chosen S3 writes without passing them on ([`AwsLink::ignore`]):
 //! what an eventually consistent S3, or a proxy that loses writes, looks like. The
-//! operator must then notice that what it wrote is not there.
+//! operator must then notice that what it wrote is not there. And it can lose the
+//! connection in the middle of chosen downloads ([`AwsLink::cut_downloads`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +21,7 @@ const MAX_HEAD: usize = 64 * 1024;
 pub struct AwsLink {
     address: SocketAddr,
     up: Arc<AtomicBool>,
-    ignored: Arc<Mutex<Vec<String>>>,
+    rules: Arc<Mutex<Rules>>,
     generation: watch::Sender<u64>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -38,19 +39,19 @@ impl AwsLink {
             .unwrap_or_else(|err| panic!("bind the AWS link proxy on {host}: {err}"));
         let address = listener.local_addr().expect("proxy address");
         let up = Arc::new(AtomicBool::new(true));
-        let ignored = Arc::new(Mutex::new(Vec::new()));
+        let rules = Arc::new(Mutex::new(Rules::default()));
         let (generation, _) = watch::channel(0_u64);
         let task = tokio::spawn(accept_loop(
             listener,
             upstream,
             up.clone(),
-            ignored.clone(),
+            rules.clone(),
             generation.clone(),
         ));
         Self {
             address,
             up,
-            ignored,
+            rules,
             generation,
             task,
         }
@@ -75,14 +76,43 @@ impl AwsLink {
     /// query key: `lifecycle`, `versioning`, ...) with success, without passing it on.
     /// Open connections are dropped, so no request slips past on one opened before.
     pub fn ignore(&self, subresources: &[&str]) {
-        *self.ignored.lock().unwrap_or_else(PoisonError::into_inner) =
-            subresources.iter().map(|s| (*s).to_owned()).collect();
+        self.rules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .ignored = subresources.iter().map(|s| (*s).to_owned()).collect();
         self.generation.send_modify(|g| *g += 1);
     }
 
-    /// Passes every request on again.
+    /// From now on, passes on only the first `after_bytes` bytes (head included) of the
+    /// response to every GET whose target contains `target`, then closes the connection.
+    /// Open connections are dropped, as with [`Self::ignore`].
+    pub fn cut_downloads(&self, target: &str, after_bytes: u64) {
+        self.rules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .cut_download = Some((target.to_owned(), after_bytes));
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Passes every request on again, whole.
     pub fn forward_all(&self) {
-        self.ignore(&[]);
+        *self.rules.lock().unwrap_or_else(PoisonError::into_inner) = Rules::default();
+        self.generation.send_modify(|g| *g += 1);
+    }
+}
+
+/// Which requests the link does not simply pass on.
+#[derive(Clone, Default)]
+struct Rules {
+    /// S3 bucket subresources whose writes are acknowledged and dropped.
+    ignored: Vec<String>,
+    /// GETs whose target contains this lose their connection after this many bytes.
+    cut_download: Option<(String, u64)>,
+}
+
+impl Rules {
+    fn inspect_requests(&self) -> bool {
+        !self.ignored.is_empty() || self.cut_download.is_some()
     }
 }
 
@@ -96,7 +126,7 @@ async fn accept_loop(
     listener: TcpListener,
     upstream: String,
     up: Arc<AtomicBool>,
-    ignored: Arc<Mutex<Vec<String>>>,
+    rules: Arc<Mutex<Rules>>,
     generation: watch::Sender<u64>,
 ) {
     loop {
@@ -108,20 +138,17 @@ async fn accept_loop(
             continue;
         }
         let upstream = upstream.clone();
-        let ignored = ignored
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let rules = rules.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let mut cut = generation.subscribe();
         tokio::spawn(async move {
             let relay = async {
-                if ignored.is_empty() {
+                if rules.inspect_requests() {
+                    let _ = relay_one_request(&mut inbound, &upstream, &rules).await;
+                } else {
                     let Ok(mut outbound) = TcpStream::connect(&upstream).await else {
                         return;
                     };
                     let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                } else {
-                    let _ = relay_one_request(&mut inbound, &upstream, &ignored).await;
                 }
             };
             tokio::select! {
@@ -134,15 +161,16 @@ async fn accept_loop(
 
 /// Relays the connection's first request, or acknowledges it when it writes an ignored
 /// subresource, and ends the connection after the response (the request passed on asks
-/// for `Connection: close`), so that every request is inspected.
+/// for `Connection: close`), so that every request is inspected. A download to cut gets
+/// the first bytes of its response only.
 async fn relay_one_request(
     inbound: &mut TcpStream,
     upstream: &str,
-    ignored: &[String],
+    rules: &Rules,
 ) -> std::io::Result<()> {
     let (head, rest) = read_head(inbound).await?;
     let request = Head::parse(&head);
-    if request.writes(ignored) {
+    if request.writes(&rules.ignored) {
         if request
             .header("expect")
             .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
@@ -166,6 +194,15 @@ async fn relay_one_request(
     let mut outbound = TcpStream::connect(upstream).await?;
     outbound.write_all(request.closing().as_bytes()).await?;
     outbound.write_all(&rest).await?;
+    if let Some((target, after_bytes)) = &rules.cut_download
+        && request.method == "GET"
+        && request.target.contains(target.as_str())
+    {
+        let mut response = (&mut outbound).take(*after_bytes);
+        tokio::io::copy(&mut response, inbound).await?;
+        // Returning drops both connections: the client sees the body end early.
+        return Ok(());
+    }
     tokio::io::copy_bidirectional(inbound, &mut outbound)
         .await
         .map(|_| ())

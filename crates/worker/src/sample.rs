@@ -230,7 +230,7 @@ async fn steps(ctx: &Context, object: &Listed) -> Result<(String, Verified, bool
             return Ok(None);
         }
         ctx.store
-            .get(key, Some(&pin), settings.max_object_bytes)
+            .open(key, Some(&pin), settings.max_object_bytes)
             .await
             .map(Some)
     };
@@ -259,11 +259,15 @@ async fn steps(ctx: &Context, object: &Listed) -> Result<(String, Verified, bool
     }
     failpoint::point("worker::after-get");
 
-    let decrypted = ctx
-        .decryptor
-        .decrypt_to_vec(&fetched.bytes)
-        .await
-        .map_err(|err| match Reason::of_decrypt_error(&err) {
+    // The body goes from the connection through the decryptor as it arrives: no copy of the
+    // whole ciphertext is held. A read error is transient (`Reason::of_decrypt_error`).
+    let capacity = usize::try_from(fetched.length.min(settings.max_object_bytes)).unwrap_or(0);
+    let decrypted = async {
+        let stream = ctx.decryptor.start(fetched.into_reader()).await?;
+        stream.read_all(capacity).await
+    }
+    .await
+    .map_err(|err| match Reason::of_decrypt_error(&err) {
             Some(reason) => {
                 tracing::debug!(key, reason = reason.as_str(), error = %DisplayChain(&err), "rejected message");
                 Stop::Quarantine(reason)
@@ -274,7 +278,6 @@ async fn steps(ctx: &Context, object: &Listed) -> Result<(String, Verified, bool
                 source: err,
             }),
         })?;
-    drop(fetched);
     failpoint::point("worker::after-decrypt");
 
     let kind = settings.kind;

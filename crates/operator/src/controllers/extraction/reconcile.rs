@@ -457,8 +457,8 @@ impl Run<'_> {
             .unwrap_or(1);
         let mut documents = Vec::new();
         for key in results::attestation_keys(&root, &job.name_any(), shards) {
-            match store.get(&key, None, MAX_ATTESTATION_BYTES).await {
-                Ok(document) => documents.push(document.bytes),
+            match store.get(&key, MAX_ATTESTATION_BYTES).await {
+                Ok(document) => documents.push(document),
                 Err(err) => {
                     tracing::warn!(job = %job.name_any(), error = %err, "attestation not read")
                 }
