@@ -4,8 +4,8 @@
 //!
 //! It can also acknowledge chosen S3 writes without passing them on ([`AwsLink::ignore`]):
 //! what an eventually consistent S3, or a proxy that loses writes, looks like. The
-//! operator must then notice that what it wrote is not there. And it can lose the
-//! connection in the middle of chosen downloads ([`AwsLink::cut_downloads`]).
+//! operator must then notice that what it wrote is not there. And it can break chosen
+//! downloads in the middle of their body ([`AwsLink::break_downloads`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -84,13 +84,14 @@ impl AwsLink {
     }
 
     /// From now on, passes on only the first `after_bytes` bytes (head included) of the
-    /// response to every GET whose target contains `target`, then closes the connection.
-    /// Open connections are dropped, as with [`Self::ignore`].
-    pub fn cut_downloads(&self, target: &str, after_bytes: u64) {
+    /// response to every GET whose target contains `target`, then ends the download as
+    /// `ending` says. Open connections are dropped, as with [`Self::ignore`].
+    pub fn break_downloads(&self, target: &str, after_bytes: u64, ending: Ending) {
         self.rules
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .cut_download = Some((target.to_owned(), after_bytes));
+            .broken_downloads
+            .push((target.to_owned(), after_bytes, ending));
         self.generation.send_modify(|g| *g += 1);
     }
 
@@ -101,18 +102,38 @@ impl AwsLink {
     }
 }
 
+/// How a broken download ends once its first bytes are through.
+#[derive(Clone, Copy, Debug)]
+pub enum Ending {
+    /// The connection closes: the body ends before the length the response stated.
+    Close,
+    /// The connection stays open and sends nothing more.
+    Stall,
+}
+
 /// Which requests the link does not simply pass on.
 #[derive(Clone, Default)]
 struct Rules {
     /// S3 bucket subresources whose writes are acknowledged and dropped.
     ignored: Vec<String>,
-    /// GETs whose target contains this lose their connection after this many bytes.
-    cut_download: Option<(String, u64)>,
+    /// GETs whose target contains the first part break after that many bytes.
+    broken_downloads: Vec<(String, u64, Ending)>,
 }
 
 impl Rules {
     fn inspect_requests(&self) -> bool {
-        !self.ignored.is_empty() || self.cut_download.is_some()
+        !self.ignored.is_empty() || !self.broken_downloads.is_empty()
+    }
+
+    fn broken_download(&self, request: &Head<'_>) -> Option<(u64, Ending)> {
+        (request.method == "GET")
+            .then(|| {
+                self.broken_downloads
+                    .iter()
+                    .find(|(target, _, _)| request.target.contains(target.as_str()))
+            })
+            .flatten()
+            .map(|(_, after_bytes, ending)| (*after_bytes, *ending))
     }
 }
 
@@ -161,7 +182,7 @@ async fn accept_loop(
 
 /// Relays the connection's first request, or acknowledges it when it writes an ignored
 /// subresource, and ends the connection after the response (the request passed on asks
-/// for `Connection: close`), so that every request is inspected. A download to cut gets
+/// for `Connection: close`), so that every request is inspected. A download to break gets
 /// the first bytes of its response only.
 async fn relay_one_request(
     inbound: &mut TcpStream,
@@ -194,12 +215,13 @@ async fn relay_one_request(
     let mut outbound = TcpStream::connect(upstream).await?;
     outbound.write_all(request.closing().as_bytes()).await?;
     outbound.write_all(&rest).await?;
-    if let Some((target, after_bytes)) = &rules.cut_download
-        && request.method == "GET"
-        && request.target.contains(target.as_str())
-    {
-        let mut response = (&mut outbound).take(*after_bytes);
+    if let Some((after_bytes, ending)) = rules.broken_download(&request) {
+        let mut response = (&mut outbound).take(after_bytes);
         tokio::io::copy(&mut response, inbound).await?;
+        if let Ending::Stall = ending {
+            // Until the link is cut, told otherwise, or dropped.
+            std::future::pending::<()>().await;
+        }
         // Returning drops both connections: the client sees the body end early.
         return Ok(());
     }

@@ -17,7 +17,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use securepipe_envelope::Header;
 use securepipe_tests::audio::{cli_encrypt, wav};
-use securepipe_tests::aws_link::AwsLink;
+use securepipe_tests::aws_link::{AwsLink, Ending};
 use securepipe_tests::operator::securepipe_binary;
 use securepipe_tests::repo_root;
 use serde_json::{Value, json};
@@ -987,18 +987,18 @@ async fn a_cut_link_fails_the_run_without_loss_and_a_rerun_finishes() {
 
 #[tokio::test]
 #[ignore = "needs the local stack (tests/env/up.sh); make test runs it"]
-async fn a_download_cut_mid_body_fails_the_sample_and_never_quarantines_it() {
+async fn a_download_broken_mid_body_fails_the_sample_and_never_quarantines_it() {
     let stack = stack("cut-body").await;
     let bucket = stack.bucket(true).await;
     let arn = stack.key("cut-body").await;
     let partition = "cut-body-1";
     let raw = format!("ingestion/raw/{partition}/");
     let mut originals = BTreeMap::new();
-    for i in 0..2u32 {
+    for i in 0..3u32 {
         let (_, message) = stack
             .sample(&arn, partition, &format!("s{i}"), 80 + i)
             .await;
-        // A few frames in: the decryptor has started releasing plaintext when the body ends.
+        // A few frames in: the decryptor has started releasing plaintext when the body breaks.
         assert!(message.len() > 16 * 1024, "{} bytes", message.len());
         let key = format!("{raw}s{i}.wav");
         let version = stack.put(&bucket, &key, message).await;
@@ -1010,29 +1010,34 @@ async fn a_download_cut_mid_body_fails_the_sample_and_never_quarantines_it() {
         .trim_end_matches('/')
         .to_owned();
     let link = AwsLink::start(upstream).await;
-    link.cut_downloads(&format!("{raw}s0.wav"), 16 * 1024);
+    // s0's connection closes mid-body; s1's stays open and goes quiet (the SDK's stalled
+    // stream protection ends it after its grace period, ~5 s); s2 is whole.
+    link.break_downloads(&format!("{raw}s0.wav"), 16 * 1024, Ending::Close);
+    link.break_downloads(&format!("{raw}s1.wav"), 16 * 1024, Ending::Stall);
     let run = run_worker(&link.endpoint_url(), &bucket, partition, &[&arn], &[], &[]).await;
     assert_eq!(run.code, Some(1), "{}\n{}", run.summary, run.logs);
-    assert_eq!(run.summary["failed"], 1, "{}", run.summary);
+    assert_eq!(run.summary["failed"], 2, "{}", run.summary);
     assert_eq!(run.summary["shredded"], 1, "{}", run.summary);
     assert_eq!(
         run.summary["quarantined"],
         json!({}),
-        "a lost connection is not a bad message: {}",
+        "a broken download is not a bad message: {}",
         run.summary
     );
-    let key = format!("{raw}s0.wav");
-    let version = &originals[&key][0];
-    assert!(
-        stack.tags(&bucket, &key, version).await.is_empty(),
-        "no quarantine tag"
-    );
+    for name in ["s0", "s1"] {
+        let key = format!("{raw}{name}.wav");
+        let version = &originals[&key][0];
+        assert!(
+            stack.tags(&bucket, &key, version).await.is_empty(),
+            "no quarantine tag on {key}"
+        );
+    }
     nothing_lost(&stack, &bucket, partition, &originals).await;
 
     link.forward_all();
     let rerun = run_worker(&link.endpoint_url(), &bucket, partition, &[&arn], &[], &[]).await;
     assert_eq!(rerun.code, Some(0), "{}\n{}", rerun.summary, rerun.logs);
-    assert_eq!(rerun.summary["shredded"], 1, "{}", rerun.summary);
+    assert_eq!(rerun.summary["shredded"], 2, "{}", rerun.summary);
     assert!(stack.versions(&bucket, &raw).await.is_empty());
 }
 
