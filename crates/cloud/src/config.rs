@@ -172,6 +172,12 @@ impl Aws {
         aws_sdk_kms::Client::from_conf(config)
     }
 
+    /// KMS in the configured region (us-east-1 when none is). A keyring sends each call to
+    /// its key's own region anyway.
+    pub fn kms_home(&self) -> aws_sdk_kms::Client {
+        self.kms(self.base.region().map_or("us-east-1", Region::as_ref))
+    }
+
     pub(crate) fn shared(&self) -> &Shared {
         &self.shared
     }

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use securepipe_cloud::config::{Aws, AwsSettings};
 use securepipe_envelope::keyring::KmsKeyringError;
 use securepipe_envelope::{DecryptError, Decryptor, KmsKeyring};
 
@@ -72,12 +73,13 @@ pub fn run(args: Args) -> Result<(), DecryptCommandError> {
 async fn decrypt(args: Args) -> Result<(), DecryptCommandError> {
     let required =
         context_from(&args.require_context).map_err(DecryptCommandError::DuplicateContextKey)?;
-    let keyring = KmsKeyring::from_env(&args.key_ids)
-        .await
-        .map_err(|source| DecryptCommandError::Keyring {
+    let aws = Aws::from_env(AwsSettings::default()).await;
+    let keyring = KmsKeyring::new(aws.kms_home(), &args.key_ids).map_err(|source| {
+        DecryptCommandError::Keyring {
             key_ids: args.key_ids.clone(),
             source,
-        })?;
+        }
+    })?;
     let decryptor = Decryptor::new(keyring).require_all(&required);
     let input =
         tokio::fs::File::open(&args.input)

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use securepipe_cloud::config::{Aws, AwsSettings};
 use securepipe_envelope::keyring::KmsKeyringError;
 use securepipe_envelope::{AlgorithmSuite, EncryptError, Encryptor, KmsKeyring};
 
@@ -90,12 +91,13 @@ pub fn run(args: Args) -> Result<(), EncryptCommandError> {
 
 async fn encrypt(args: Args) -> Result<(), EncryptCommandError> {
     let context = context_from(&args.context).map_err(EncryptCommandError::DuplicateContextKey)?;
-    let keyring = KmsKeyring::from_env([&args.key_id])
-        .await
-        .map_err(|source| EncryptCommandError::Keyring {
+    let aws = Aws::from_env(AwsSettings::default()).await;
+    let keyring = KmsKeyring::new(aws.kms_home(), [&args.key_id]).map_err(|source| {
+        EncryptCommandError::Keyring {
             key_id: args.key_id.clone(),
             source,
-        })?;
+        }
+    })?;
     let encryptor = Encryptor::new(keyring)
         .with_suite(args.suite)
         .with_frame_length(args.frame_length)

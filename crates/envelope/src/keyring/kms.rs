@@ -72,22 +72,6 @@ impl KmsKeyring {
         Ok(Self { generator, keys })
     }
 
-    /// As [`Self::new`], with a client from the standard AWS configuration chain
-    /// (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials, profiles, IMDS, ...).
-    ///
-    /// # Errors
-    /// As [`Self::new`].
-    pub async fn from_env<I, S>(key_arns: I) -> Result<Self, KmsKeyringError>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
-        Self::new(Client::new(&config), key_arns)
-    }
-
     async fn decrypt_one(
         edk: &EncryptedDataKey,
         key: &RegionalKey,
