@@ -6,9 +6,9 @@
 #   worker  securepipe worker (release build)
 #   peer    boto3 get -> aws-encryption-sdk decrypt -> librosa.feature.mfcc -> put .npy -> delete
 #   nowork  the same S3 and KMS calls (get, kms:Decrypt of the data key, put, delete) without
-#           decryption or DSP: the ceiling LocalStack allows on this machine (for clients
-#           that, like boto3, open a connection per request: LocalStack closes each one
-#           unless asked to keep it, and only the worker asks)
+#           decryption or DSP, on kept connections (LocalStack closes each connection
+#           unless the request asks to keep it; the worker asks, boto3 does not): the
+#           ceiling LocalStack allows on this machine
 # Prints objects/s, CPU seconds per object of the client process alone (its rusage via
 # /usr/bin/time, not LocalStack's) and peak RSS, and checks the targets: worker CPU/object
 # <= 1/10 of the peer's, peak RSS <= 1/5 of the peer's, throughput >= 80% of nowork.

@@ -5,7 +5,8 @@ written today, with the same parallelism as the worker.
 
 Per object: boto3 get -> aws-encryption-sdk decrypt -> librosa.feature.mfcc -> put .npy ->
 delete. With --no-work it makes the same S3 and KMS calls (get, kms:Decrypt of the data key,
-put, delete) but skips the message decryption and the DSP: the ceiling LocalStack allows.
+put, delete) on kept connections but skips the message decryption and the DSP: the ceiling
+LocalStack allows.
 Prints the number of objects done.
 """
 
@@ -26,6 +27,14 @@ CLIENT = aws_encryption_sdk.EncryptionSDKClient(
 KEYS = aws_encryption_sdk.StrictAwsKmsMasterKeyProvider(key_ids=[arn])
 s3 = boto3.client("s3")
 kms = boto3.client("kms")
+if no_work:
+    # The ceiling: LocalStack closes each connection unless the request asks to keep it
+    # (as the worker's do); boto3 does not ask, so without this every call reconnects.
+    def keep_alive(request, **_):
+        request.headers["Connection"] = "keep-alive"
+
+    for client in (s3, kms):
+        client.meta.events.register("before-send", keep_alive)
 raw = f"ingestion/raw/{partition}/"
 if not no_work:
     import librosa
