@@ -150,6 +150,38 @@ impl Stack {
         (plain, std::fs::read(&message).expect("msg"))
     }
 
+    /// Puts `count` samples `s0.wav`, `s1.wav`, ... under the partition's raw folder;
+    /// returns each key with its version.
+    async fn raw_samples(
+        &self,
+        bucket: &str,
+        arn: &str,
+        partition: &str,
+        count: u32,
+        seed: u32,
+    ) -> BTreeMap<String, Vec<String>> {
+        let mut originals = BTreeMap::new();
+        for i in 0..count {
+            let (_, message) = self
+                .sample(arn, partition, &format!("s{i}"), seed + i)
+                .await;
+            let key = format!("ingestion/raw/{partition}/s{i}.wav");
+            let version = self.put(bucket, &key, message).await;
+            originals.insert(key, vec![version]);
+        }
+        originals
+    }
+
+    /// A link to LocalStack that the test can cut or break.
+    async fn link(&self) -> AwsLink {
+        let upstream = self
+            .endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        AwsLink::start(upstream).await
+    }
+
     /// Every (key, version id, is delete marker) under `prefix`.
     async fn versions(&self, bucket: &str, prefix: &str) -> Vec<(String, String, bool)> {
         let out = self
@@ -906,21 +938,8 @@ async fn a_cut_link_fails_the_run_without_loss_and_a_rerun_finishes() {
     let arn = stack.key("link").await;
     let partition = "link-1";
     let raw = format!("ingestion/raw/{partition}/");
-    let mut originals = BTreeMap::new();
-    for i in 0..4u32 {
-        let (_, message) = stack
-            .sample(&arn, partition, &format!("s{i}"), 40 + i)
-            .await;
-        let key = format!("{raw}s{i}.wav");
-        let version = stack.put(&bucket, &key, message).await;
-        originals.insert(key, vec![version]);
-    }
-    let upstream = stack
-        .endpoint
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
-    let link = AwsLink::start(upstream).await;
+    let originals = stack.raw_samples(&bucket, &arn, partition, 4, 40).await;
+    let link = stack.link().await;
     // The first sample pauses after its put; the link is cut while it waits.
     let endpoint = link.endpoint_url();
     let arns = [arn.as_str()];
@@ -993,25 +1012,11 @@ async fn a_download_broken_mid_body_fails_the_sample_and_never_quarantines_it() 
     let arn = stack.key("cut-body").await;
     let partition = "cut-body-1";
     let raw = format!("ingestion/raw/{partition}/");
-    let mut originals = BTreeMap::new();
-    for i in 0..3u32 {
-        let (_, message) = stack
-            .sample(&arn, partition, &format!("s{i}"), 80 + i)
-            .await;
-        // A few frames in: the decryptor has started releasing plaintext when the body breaks.
-        assert!(message.len() > 16 * 1024, "{} bytes", message.len());
-        let key = format!("{raw}s{i}.wav");
-        let version = stack.put(&bucket, &key, message).await;
-        originals.insert(key, vec![version]);
-    }
-    let upstream = stack
-        .endpoint
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
-    let link = AwsLink::start(upstream).await;
-    // s0's connection closes mid-body; s1's stays open and goes quiet (the SDK's stalled
-    // stream protection ends it after its grace period, ~5 s); s2 is whole.
+    let originals = stack.raw_samples(&bucket, &arn, partition, 3, 80).await;
+    let link = stack.link().await;
+    // 16 KiB into a 32 KB sample, some frames in: the decryptor has released plaintext when
+    // the body breaks. s0's connection closes there; s1's stays open and goes quiet (the
+    // SDK's stalled stream protection ends it after its grace period, ~5 s); s2 is whole.
     link.break_downloads(&format!("{raw}s0.wav"), 16 * 1024, Ending::Close);
     link.break_downloads(&format!("{raw}s1.wav"), 16 * 1024, Ending::Stall);
     let run = run_worker(&link.endpoint_url(), &bucket, partition, &[&arn], &[], &[]).await;
