@@ -57,7 +57,7 @@ pub struct Fetched {
 }
 
 impl Fetched {
-    /// The body, cut at the limit `get` was given. A connection lost mid-body is a read
+    /// The body, cut at the limit `open` was given. A connection lost mid-body is a read
     /// error, never an early end: the HTTP client checks the length the response stated.
     pub fn into_reader(self) -> impl tokio::io::AsyncRead + Unpin {
         use tokio::io::AsyncReadExt as _;
@@ -220,21 +220,10 @@ impl ObjectStore {
         prefix: &str,
         limit: u16,
     ) -> Result<(Vec<String>, bool), ObjectError> {
-        let output = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .max_keys(i32::from(limit))
-            .send()
-            .await
-            .map_err(|err| self.error("ListObjectsV2", prefix, &err))?;
-        let keys = output
-            .contents()
-            .iter()
-            .filter_map(|object| object.key().map(str::to_owned))
-            .collect();
-        Ok((keys, output.is_truncated() == Some(true)))
+        let (keys, next) = self
+            .list_keys_page(prefix, None, None, Some(i32::from(limit)))
+            .await?;
+        Ok((keys, next.is_some()))
     }
 
     /// The keys under `prefix` after `start_after` (all of them when `None`), in key order,
@@ -249,28 +238,47 @@ impl ObjectStore {
         let mut keys = Vec::new();
         let mut token = None;
         for _ in 0..max_pages {
-            let output = self
-                .s3
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .set_start_after(start_after.map(str::to_owned))
-                .set_continuation_token(token.take())
-                .send()
-                .await
-                .map_err(|err| self.error("ListObjectsV2", prefix, &err))?;
-            keys.extend(
-                output
-                    .contents()
-                    .iter()
-                    .filter_map(|object| object.key().map(str::to_owned)),
-            );
-            token = output.next_continuation_token().map(str::to_owned);
-            if output.is_truncated() != Some(true) || token.is_none() {
+            let (page, next) = self
+                .list_keys_page(prefix, start_after, token.take(), None)
+                .await?;
+            keys.extend(page);
+            let Some(next) = next else {
                 return Ok((keys, true));
-            }
+            };
+            token = Some(next);
         }
         Ok((keys, false))
+    }
+
+    /// One ListObjectsV2 page of keys under `prefix` (at most `max_keys`, S3's 1,000 when
+    /// `None`), and the continuation token when more follow.
+    async fn list_keys_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        token: Option<String>,
+        max_keys: Option<i32>,
+    ) -> Result<(Vec<String>, Option<String>), ObjectError> {
+        let output = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_start_after(start_after.map(str::to_owned))
+            .set_continuation_token(token)
+            .set_max_keys(max_keys)
+            .send()
+            .await
+            .map_err(|err| self.error("ListObjectsV2", prefix, &err))?;
+        let keys = output
+            .contents()
+            .iter()
+            .filter_map(|object| object.key().map(str::to_owned))
+            .collect();
+        let next = (output.is_truncated() == Some(true))
+            .then(|| output.next_continuation_token().map(str::to_owned))
+            .flatten();
+        Ok((keys, next))
     }
 
     /// The whole current `key`, a small document (an attestation, say) of at most

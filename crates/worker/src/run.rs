@@ -95,7 +95,7 @@ struct QuarantineRecord {
 pub async fn run(settings: Settings, aws_settings: AwsSettings) -> Result<Summary, RunError> {
     #[cfg(feature = "failpoints")]
     let _failpoints = failpoint::setup();
-    let started_at = jiff::Timestamp::now().to_string();
+    let started_at = sample::now();
     settings
         .features
         .params(48_000)
@@ -193,7 +193,7 @@ pub async fn run(settings: Settings, aws_settings: AwsSettings) -> Result<Summar
         feature_kind: sample::kind_name(ctx.settings.kind),
         params_sha256: &ctx.params_sha256,
         started_at: &started_at,
-        finished_at: jiff::Timestamp::now().to_string(),
+        finished_at: sample::now(),
         samples: &records,
         quarantined: &quarantined,
         summary: &attested,

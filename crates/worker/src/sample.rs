@@ -34,6 +34,18 @@ pub struct Context {
     pub existing: ExistingFeatures,
 }
 
+impl Context {
+    /// How `object`'s listed version is named in a GET or a delete: by VersionId, or by ETag
+    /// on an unversioned bucket (its one version is `null`).
+    pub fn pin(&self, object: &Listed) -> Pin {
+        if self.versioned {
+            Pin::Version(object.version_id.clone())
+        } else {
+            Pin::ETag(object.etag.clone())
+        }
+    }
+}
+
 /// The current version of a raw key, as listed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listed {
@@ -158,7 +170,7 @@ impl From<ObjectError> for Stop {
     }
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     jiff::Timestamp::now().to_string()
 }
 
@@ -220,11 +232,7 @@ async fn steps(ctx: &Context, object: &Listed) -> Result<(String, Verified, bool
     // When the feature object may exist, its HEAD and the raw GET go out together, one round
     // trip less per sample; the body is used only when no verified features of this version
     // exist. An object over the size limit is never read.
-    let pin = if ctx.versioned {
-        Pin::Version(object.version_id.clone())
-    } else {
-        Pin::ETag(object.etag.clone())
-    };
+    let pin = ctx.pin(object);
     let fetch = async {
         if object.size > settings.max_object_bytes {
             return Ok(None);

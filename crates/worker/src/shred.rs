@@ -17,7 +17,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 
 use crate::failpoint;
-use crate::sample::{Context, DisplayChain, Listed, Record, SampleError, Shreddable};
+use crate::sample::{self, Context, DisplayChain, Listed, Record, SampleError, Shreddable};
 
 /// Samples per deletion batch: few calls per run, and a crash leaves at most this many
 /// verified samples for the next run to delete.
@@ -70,16 +70,6 @@ async fn next_batch<T>(
     Some(batch)
 }
 
-/// How a listed version is named in a delete: by VersionId, or by ETag on an unversioned
-/// bucket (its one version is `null`).
-fn pin(ctx: &Context, version_id: &str, etag: &str) -> Pin {
-    if ctx.versioned {
-        Pin::Version(version_id.to_owned())
-    } else {
-        Pin::ETag(etag.to_owned())
-    }
-}
-
 async fn delete_batch(
     ctx: &Context,
     batch: Vec<Shreddable>,
@@ -105,13 +95,7 @@ async fn delete_batch(
     let current: Vec<(String, Pin)> = batch
         .iter()
         .filter(|sample| !refused.contains_key(&sample.object.key))
-        .map(|sample| {
-            let object = &sample.object;
-            (
-                object.key.clone(),
-                pin(ctx, &object.version_id, &object.etag),
-            )
-        })
+        .map(|sample| (sample.object.key.clone(), ctx.pin(&sample.object)))
         .collect();
     match delete(ctx, &current).await {
         Ok(more) => refused.extend(more),
@@ -119,7 +103,7 @@ async fn delete_batch(
     }
     failpoint::point("worker::after-delete");
 
-    let finished_at = jiff::Timestamp::now().to_string();
+    let finished_at = sample::now();
     batch
         .into_iter()
         .map(|sample| {
