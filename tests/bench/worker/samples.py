@@ -1,9 +1,9 @@
-"""Writes the worker benchmark's raw samples: N WAVs of speech-like audio (10 s, 16 kHz,
-16-bit mono: harmonics at a syllable-rate envelope plus noise), encrypted by the AWS
-Encryption SDK with its default suite (0x0578) and the partition context, uploaded under
-ingestion/raw/<partition>/ for each partition given.
+"""Writes the worker benchmark's raw samples: N WAVs of speech-like audio (10 s unless
+--seconds says otherwise, 16 kHz, 16-bit mono: harmonics at a syllable-rate envelope plus
+noise), encrypted by the AWS Encryption SDK with its default suite (0x0578) and the partition
+context, uploaded under ingestion/raw/<partition>/ for each partition given.
 
-  samples.py BUCKET KMS_KEY_ARN COUNT PARTITION...
+  samples.py [--seconds S] BUCKET KMS_KEY_ARN COUNT PARTITION...
 """
 
 import io
@@ -16,8 +16,12 @@ import boto3
 import numpy as np
 from aws_encryption_sdk.identifiers import CommitmentPolicy
 
-bucket, arn, count, partitions = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
-RATE, SECONDS = 16_000, 10
+args = sys.argv[1:]
+SECONDS = 10.0
+if args[:1] == ["--seconds"]:
+    SECONDS, args = float(args[1]), args[2:]
+bucket, arn, count, partitions = args[0], args[1], int(args[2]), args[3:]
+RATE = 16_000
 CLIENT = aws_encryption_sdk.EncryptionSDKClient(
     commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT)
 KEYS = aws_encryption_sdk.StrictAwsKmsMasterKeyProvider(key_ids=[arn])
@@ -26,7 +30,7 @@ s3 = boto3.client("s3")
 
 def speech(seed):
     rng = np.random.default_rng(seed)
-    t = np.arange(RATE * SECONDS) / RATE
+    t = np.arange(int(RATE * SECONDS)) / RATE
     f0 = 100 + 60 * rng.random() + 20 * np.sin(2 * np.pi * 0.3 * t)
     phase = 2 * np.pi * np.cumsum(f0) / RATE
     voiced = sum(np.sin(h * phase) / h for h in range(1, 8))
