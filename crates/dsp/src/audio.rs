@@ -38,7 +38,7 @@ pub enum DecodeError {
 
 /// A WAV file held in memory, its header checked: integer PCM of 8, 16, 24 or 32 bits, or
 /// 32-bit float, any number of channels. The data chunk is borrowed, not decoded: the
-/// extractor reads a mono file's samples straight from it (see [`crate::wav_features`]).
+/// extractor reads its samples straight from it (see [`crate::wav_features`]).
 pub(crate) struct Wav<'a> {
     layout: Layout,
     /// The whole data chunk.
@@ -205,8 +205,7 @@ impl Layout {
     }
 }
 
-/// The mean over channels of interleaved samples, summed in channel order in `f32` as numpy's
-/// `mean` does for float32 data.
+/// The mean over channels of interleaved samples (`source::channel_mean`).
 fn downmix(mut interleaved: Vec<f32>, channels: usize) -> Vec<f32> {
     if channels <= 1 {
         return interleaved;
@@ -214,7 +213,7 @@ fn downmix(mut interleaved: Vec<f32>, channels: usize) -> Vec<f32> {
     let count = channels as f32;
     let mono = interleaved
         .chunks_exact(channels)
-        .map(|frame| frame.iter().fold(0.0f32, |sum, &x| sum + x) / count)
+        .map(|frame| source::channel_mean(frame.iter().copied(), count))
         .collect();
     // The interleaved signal may be sensitive (decrypted audio): leave no copy behind.
     interleaved.zeroize();

@@ -1,13 +1,11 @@
 //! The feature extractor: built once per parameter set, reused for every signal.
 
-use zeroize::Zeroize;
-
 use crate::audio::{DecodeError, Format, Wav};
 use crate::dct::DctMatrix;
 use crate::logmel::{Headroom, LogMelFrontend};
 use crate::mel::{MelFilterBank, MelSpec};
 use crate::params::{FeatureParams, ParamsError, Precision};
-use crate::source::{Encoding, Float, FloatLe, I16Le, I24Le, I32Le, U8, finite_peak};
+use crate::source::{Encoding, Float, FloatLe, I16Le, I24Le, I32Le, Samples, U8, finite_peak};
 use crate::stft::Framing;
 use crate::window::padded_hann;
 
@@ -125,54 +123,60 @@ impl FeatureExtractor {
         kind: FeatureKind,
         signal: &[f32],
     ) -> Result<FeatureMatrix, ExtractError> {
-        self.extract_from::<Float>(kind, signal)
+        self.extract_from(kind, Samples::<Float>::mono(signal))
     }
 
     /// `librosa.power_to_db(librosa.feature.melspectrogram(y=signal, ...), top_db=...)`.
     pub fn log_mel(&mut self, signal: &[f32]) -> Result<FeatureMatrix, ExtractError> {
-        self.extract_from::<Float>(FeatureKind::LogMel, signal)
+        self.extract_from(FeatureKind::LogMel, Samples::<Float>::mono(signal))
     }
 
     /// `librosa.feature.mfcc(y=signal, ...)` (with this extractor's `top_db` and `lifter`).
     pub fn mfcc(&mut self, signal: &[f32]) -> Result<FeatureMatrix, ExtractError> {
-        self.extract_from::<Float>(FeatureKind::Mfcc, signal)
+        self.extract_from(FeatureKind::Mfcc, Samples::<Float>::mono(signal))
     }
 
     /// The feature of `kind` for the signal of `wav` (whose rate these parameters are for):
-    /// a mono file's samples go from its data chunk straight into the frames; a file of
-    /// several channels is decoded and downmixed first, and that signal is zeroized after.
+    /// the samples go from its data chunk straight into the frames, several channels
+    /// averaged as they are read.
     fn extract_wav(
         &mut self,
         kind: FeatureKind,
         wav: &Wav<'_>,
     ) -> Result<FeatureMatrix, ExtractError> {
-        if wav.channels() != 1 {
-            let mut audio = wav.decode();
-            let result = self.extract(kind, &audio.samples);
-            audio.samples.zeroize();
-            return result;
-        }
-        let data = wav.data();
+        let (data, channels) = (wav.data(), usize::from(wav.channels()));
         match wav.format() {
-            Format::U8 => self.extract_from::<U8>(kind, data),
-            Format::I16 => self.extract_from::<I16Le>(kind, data.as_chunks().0),
-            Format::I24 => self.extract_from::<I24Le>(kind, data.as_chunks().0),
-            Format::I32 => self.extract_from::<I32Le>(kind, data.as_chunks().0),
-            Format::Float => self.extract_from::<FloatLe>(kind, data.as_chunks().0),
+            Format::U8 => self.extract_from(kind, Samples::<U8>::interleaved(data, channels)),
+            Format::I16 => self.extract_from(
+                kind,
+                Samples::<I16Le>::interleaved(data.as_chunks().0, channels),
+            ),
+            Format::I24 => self.extract_from(
+                kind,
+                Samples::<I24Le>::interleaved(data.as_chunks().0, channels),
+            ),
+            Format::I32 => self.extract_from(
+                kind,
+                Samples::<I32Le>::interleaved(data.as_chunks().0, channels),
+            ),
+            Format::Float => self.extract_from(
+                kind,
+                Samples::<FloatLe>::interleaved(data.as_chunks().0, channels),
+            ),
         }
     }
 
     fn extract_from<E: Encoding>(
         &mut self,
         kind: FeatureKind,
-        signal: &[E::Raw],
+        signal: Samples<'_, E>,
     ) -> Result<FeatureMatrix, ExtractError> {
         let (headroom, frames) = self.prepare::<E>(signal)?;
         let n_mels = self.frontend.n_mels();
         if kind == FeatureKind::LogMel {
             let mut data = vec![0.0; n_mels * frames];
             self.frontend
-                .compute::<E>(signal, headroom, frames, &mut data, |_, _, _| {});
+                .compute(signal, headroom, frames, &mut data, |_, _, _| {});
             return Ok(FeatureMatrix {
                 rows: n_mels,
                 frames,
@@ -190,7 +194,7 @@ impl FeatureExtractor {
         let rows = self.params.n_mfcc;
         let mut data = vec![0.0; rows * frames];
         let dct = &mut self.dct;
-        self.frontend.compute::<E>(
+        self.frontend.compute(
             signal,
             headroom,
             frames,
@@ -201,10 +205,13 @@ impl FeatureExtractor {
     }
 
     /// Checks the signal and sizes the output.
-    fn prepare<E: Encoding>(&self, signal: &[E::Raw]) -> Result<(Headroom, usize), ExtractError> {
-        let peak = finite_peak::<E>(signal).map_err(|index| ExtractError::NonFinite {
+    fn prepare<E: Encoding>(
+        &self,
+        signal: Samples<'_, E>,
+    ) -> Result<(Headroom, usize), ExtractError> {
+        let peak = finite_peak(signal).map_err(|index| ExtractError::NonFinite {
             index,
-            value: E::value(signal[index]),
+            value: signal.value(index),
         })?;
         let frames = self
             .frame_count(signal.len())
@@ -282,7 +289,7 @@ mod tests {
             (32, SampleFormat::Float),
         ];
         for (bits, format) in formats {
-            for channels in [1, 2] {
+            for channels in [1, 2, 3] {
                 let bytes = wav(channels, bits, format, 5_003);
                 let signal = crate::decode_wav(&bytes).expect("decode").samples;
                 for top_db in [Some(80.0), None] {
@@ -325,6 +332,20 @@ mod tests {
             matches!(
                 err,
                 WavFeaturesError::Extract(ExtractError::NonFinite { index: 3_990, .. })
+            ),
+            "{err}"
+        );
+        // In a stereo file, at the frame (mono sample) that holds it, with the mean's value.
+        let mut bytes = wav(2, 32, SampleFormat::Float, 4_000);
+        let at = bytes.len() - 4 * 19;
+        bytes[at..at + 4].copy_from_slice(&f32::INFINITY.to_le_bytes());
+        let err = wav_features(&bytes, FeatureKind::Mfcc, FeatureParams::new, &mut None)
+            .expect_err("inf");
+        assert!(
+            matches!(
+                err,
+                WavFeaturesError::Extract(ExtractError::NonFinite { index: 3_990, value })
+                    if value == f32::INFINITY
             ),
             "{err}"
         );

@@ -3,8 +3,9 @@
 //!
 //! Pure: no file or network I/O. Decoding takes bytes, writing takes `impl Write`.
 //! [`wav_features`] is the whole path from a WAV file's bytes to its features (what
-//! `securepipe features` and the worker both run): a mono file's samples are read from its
-//! data chunk a block of frames at a time, never decoded into a signal of their own.
+//! `securepipe features` and the worker both run): a file's samples are read from its data
+//! chunk a block of frames at a time (several channels averaged as they are read), never
+//! decoded into a signal of their own.
 //!
 //! # Numerics (what "equal to librosa" means)
 //! * STFT: periodic Hann window of `win_length`, zero-padded to `n_fft` in the middle; with

@@ -6,7 +6,7 @@ use crate::db;
 use crate::guard::DepthGuard;
 use crate::mel::MelFilterBank;
 use crate::params::Precision;
-use crate::source::{self, Encoding};
+use crate::source::{Encoding, Samples};
 use crate::stft::{Excerpt, Framing, Stft};
 
 /// Frames processed together: their mel energies are converted to dB while they are still in
@@ -103,7 +103,7 @@ impl LogMelFrontend {
     /// finished block to `finished(out, first, count)` while it is still in cache.
     pub(crate) fn compute<E: Encoding>(
         &mut self,
-        signal: &[E::Raw],
+        signal: Samples<'_, E>,
         headroom: Headroom,
         frames: usize,
         out: &mut [f32],
@@ -123,7 +123,7 @@ impl LogMelFrontend {
             let range = framing.samples_for(first..first + count, signal.len());
             let excerpt = Excerpt {
                 origin: range.start,
-                samples: source::to_f32::<E>(signal, range, &mut self.samples),
+                samples: signal.to_f32(range, &mut self.samples),
                 len: signal.len(),
             };
             for group in (first..first + count).step_by(MEL_FRAMES) {
@@ -148,7 +148,7 @@ impl LogMelFrontend {
         for first in (0..frames).step_by(FINISH_FRAMES) {
             let count = FINISH_FRAMES.min(frames - first);
             if let Some(floor) = floor {
-                self.refine_block::<E>(signal, headroom, out, frames, floor, first..first + count);
+                self.refine_block(signal, headroom, out, frames, floor, first..first + count);
                 for row in out.chunks_exact_mut(frames) {
                     db::clamp_below(&mut row[first..first + count], floor);
                 }
@@ -173,7 +173,7 @@ impl LogMelFrontend {
     /// Recomputes in `f64` the frames in `columns` that the guard finds too deep for `f32`.
     fn refine_block<E: Encoding>(
         &mut self,
-        signal: &[E::Raw],
+        signal: Samples<'_, E>,
         headroom: Headroom,
         out: &mut [f32],
         frames: usize,
@@ -195,7 +195,7 @@ impl LogMelFrontend {
             let range = stft.framing().samples_for(t..t + 1, signal.len());
             let excerpt = Excerpt {
                 origin: range.start,
-                samples: source::to_f32::<E>(signal, range, &mut self.samples),
+                samples: signal.to_f32(range, &mut self.samples),
                 len: signal.len(),
             };
             let power = &mut self.power[..bins];
@@ -258,8 +258,8 @@ mod tests {
     fn log_mel(frontend: &mut LogMelFrontend, signal: &[f32]) -> Vec<f32> {
         let frames = frontend.frame_count(signal.len()).expect("frames");
         let mut out = vec![0.0; 128 * frames];
-        frontend.compute::<Float>(
-            signal,
+        frontend.compute(
+            Samples::<Float>::mono(signal),
             Headroom::for_peak(1.0),
             frames,
             &mut out,

@@ -1,11 +1,13 @@
-//! How mono samples are stored: an `f32` signal, or a WAV file's own data chunk, converted a
-//! block of frames' worth at a time as the STFT needs them (no decoded copy of a long file is
-//! made).
+//! How samples are stored: an `f32` signal, or a WAV file's own data chunk (mono, or
+//! interleaved channels averaged as they are read), converted a block of frames' worth at a
+//! time as the STFT needs them (no decoded copy of a long file is made).
 //!
-//! Every encoding gives exactly the `f32` values `decode_wav` gives, so features are the same
-//! bit for bit whichever way the samples arrive.
+//! Every encoding and the downmix give exactly the `f32` values `decode_wav` gives, so
+//! features are the same bit for bit whichever way the samples arrive.
 
 use std::ops::Range;
+
+use zeroize::Zeroize;
 
 /// A sample encoding: how one stored sample becomes the decoder's `f32`.
 pub(crate) trait Encoding {
@@ -20,20 +22,75 @@ pub(crate) trait Encoding {
     }
 }
 
-/// Samples `range` of `signal` as `f32`: borrowed when they are `f32` already, else converted
-/// into `scratch`.
-pub(crate) fn to_f32<'a, E: Encoding>(
-    signal: &'a [E::Raw],
-    range: Range<usize>,
-    scratch: &'a mut Vec<f32>,
-) -> &'a [f32] {
-    let raw = &signal[range];
-    if let Some(samples) = E::as_f32(raw) {
-        return samples;
+/// The mean of one frame's channels, summed in channel order in `f32` as numpy's `mean` does
+/// for float32 data (`librosa.to_mono`).
+#[inline(always)]
+pub(crate) fn channel_mean(frame: impl Iterator<Item = f32>, channels: f32) -> f32 {
+    frame.fold(0.0f32, |sum, x| sum + x) / channels
+}
+
+/// A mono signal as stored: its samples, or interleaved frames whose channels are averaged
+/// as they are read. A trailing partial frame is ignored, as the decoder ignores it.
+pub(crate) struct Samples<'a, E: Encoding> {
+    raw: &'a [E::Raw],
+    channels: usize,
+}
+
+impl<E: Encoding> Clone for Samples<'_, E> {
+    fn clone(&self) -> Self {
+        *self
     }
-    scratch.clear();
-    scratch.extend(raw.iter().map(|&x| E::value(x)));
-    scratch
+}
+
+impl<E: Encoding> Copy for Samples<'_, E> {}
+
+impl<'a, E: Encoding> Samples<'a, E> {
+    pub(crate) fn mono(raw: &'a [E::Raw]) -> Self {
+        Self { raw, channels: 1 }
+    }
+
+    pub(crate) fn interleaved(raw: &'a [E::Raw], channels: usize) -> Self {
+        Self {
+            raw,
+            channels: channels.max(1),
+        }
+    }
+
+    /// Mono samples (frames).
+    pub(crate) fn len(self) -> usize {
+        self.raw.len() / self.channels
+    }
+
+    /// Mono sample `index`.
+    pub(crate) fn value(self, index: usize) -> f32 {
+        self.to_f32(index..index + 1, &mut Vec::new())[0]
+    }
+
+    /// Mono samples `range` as `f32`: borrowed when they are mono `f32` already, else
+    /// converted (and downmixed) into `scratch`.
+    pub(crate) fn to_f32<'s>(self, range: Range<usize>, scratch: &'s mut Vec<f32>) -> &'s [f32]
+    where
+        'a: 's,
+    {
+        let c = self.channels;
+        let raw = &self.raw[range.start * c..range.end * c];
+        if c == 1
+            && let Some(samples) = E::as_f32(raw)
+        {
+            return samples;
+        }
+        scratch.clear();
+        if c == 1 {
+            scratch.extend(raw.iter().map(|&x| E::value(x)));
+        } else {
+            let channels = c as f32;
+            scratch.extend(
+                raw.chunks_exact(c)
+                    .map(|frame| channel_mean(frame.iter().map(|&x| E::value(x)), channels)),
+            );
+        }
+        scratch
+    }
 }
 
 /// An `f32` signal (decoded, downmixed, or from the caller).
@@ -116,13 +173,29 @@ impl Encoding for I32Le {
 
 /// The largest `|x|` of a signal, or the index of its first non-finite sample; `Ok(1.0)`
 /// without a look for integer PCM, which cannot exceed 1.
-///
-/// Branch-free lanes (a non-finite `x` makes `x * 0` NaN, which poisons its lane's sum), so
-/// the common all-finite case runs at SIMD speed; the index is searched for only on failure.
-pub(crate) fn finite_peak<E: Encoding>(signal: &[E::Raw]) -> Result<f32, usize> {
+pub(crate) fn finite_peak<E: Encoding>(signal: Samples<'_, E>) -> Result<f32, usize> {
     if E::BOUNDED {
         return Ok(1.0);
     }
+    if signal.channels == 1 {
+        return mono_finite_peak::<E>(signal.raw);
+    }
+    // Averaged a block at a time; indices are those of the mono signal.
+    const BLOCK: usize = 4096;
+    let mut peak = 0f32;
+    let mut scratch = Vec::with_capacity(BLOCK);
+    for start in (0..signal.len()).step_by(BLOCK) {
+        let block = signal.to_f32(start..(start + BLOCK).min(signal.len()), &mut scratch);
+        peak = peak.max(mono_finite_peak::<Float>(block).map_err(|at| start + at)?);
+    }
+    scratch.zeroize();
+    Ok(peak)
+}
+
+/// [`finite_peak`] of mono samples. Branch-free lanes (a non-finite `x` makes `x * 0` NaN,
+/// which poisons its lane's sum), so the common all-finite case runs at SIMD speed; the
+/// index is searched for only on failure.
+fn mono_finite_peak<E: Encoding>(signal: &[E::Raw]) -> Result<f32, usize> {
     let mut peak = [0f32; 8];
     let mut poison = [0f32; 8];
     let mut chunks = signal.chunks_exact(8);
@@ -155,15 +228,41 @@ mod tests {
     #[test]
     fn finite_peak_finds_the_loudest_sample_or_the_first_bad_one() {
         let mut signal: Vec<f32> = (0..37).map(|i| (i as f32 - 18.0) / 10.0).collect();
-        assert_eq!(finite_peak::<Float>(&signal), Ok(1.8));
-        assert_eq!(finite_peak::<Float>(&[]), Ok(0.0));
+        assert_eq!(finite_peak(Samples::<Float>::mono(&signal)), Ok(1.8));
+        assert_eq!(finite_peak(Samples::<Float>::mono(&[])), Ok(0.0));
         signal[35] = f32::NAN;
         signal[36] = f32::INFINITY;
-        assert_eq!(finite_peak::<Float>(&signal), Err(35));
+        assert_eq!(finite_peak(Samples::<Float>::mono(&signal)), Err(35));
         signal[35] = 0.0;
-        assert_eq!(finite_peak::<Float>(&signal), Err(36));
+        assert_eq!(finite_peak(Samples::<Float>::mono(&signal)), Err(36));
         let bytes: Vec<[u8; 4]> = signal.iter().map(|x| x.to_le_bytes()).collect();
-        assert_eq!(finite_peak::<FloatLe>(&bytes), Err(36));
+        assert_eq!(finite_peak(Samples::<FloatLe>::mono(&bytes)), Err(36));
+    }
+
+    #[test]
+    fn interleaved_frames_are_averaged_as_they_are_read() {
+        // Three channels, 10,001 frames and a partial one: blocks of the peak scan end inside.
+        let interleaved: Vec<f32> = (0..30_005)
+            .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+            .collect();
+        let signal = Samples::<Float>::interleaved(&interleaved, 3);
+        assert_eq!(signal.len(), 10_001);
+        let want: Vec<f32> = interleaved
+            .chunks_exact(3)
+            .map(|f| (f[0] + f[1] + f[2]) / 3.0)
+            .collect();
+        let mut scratch = Vec::new();
+        assert_eq!(signal.to_f32(0..10_001, &mut scratch), &want[..]);
+        assert_eq!(signal.to_f32(17..20, &mut scratch), &want[17..20]);
+        assert_eq!(signal.value(9_000), want[9_000]);
+        let peak = want.iter().fold(0f32, |m, x| m.max(x.abs()));
+        assert_eq!(finite_peak(signal), Ok(peak));
+        let mut bad = interleaved.clone();
+        bad[3 * 9_000 + 1] = f32::INFINITY;
+        assert_eq!(
+            finite_peak(Samples::<Float>::interleaved(&bad, 3)),
+            Err(9_000)
+        );
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! makes (`wav_features` with these options at the file's own rate, then `write_npy`), so the
 //! object equals that command's file byte for byte. CPU-bound: run on a blocking thread.
 //!
-//! A mono file's samples are read from the plaintext a block of frames at a time (through a
-//! small buffer the extractor zeroizes); only a file of several channels is decoded into a
-//! signal of its own, which `wav_features` zeroizes too.
+//! The samples are read from the plaintext a block of frames at a time, several channels
+//! averaged as they are read, through a small buffer the extractor zeroizes: no decoded copy
+//! of the signal is made.
 //!
 //! Each blocking thread keeps one extractor (FFT plans, window, filter bank, DCT, buffers) and
 //! reuses it for every sample with the same parameters: planning per sample cost more than a
