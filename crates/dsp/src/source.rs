@@ -80,14 +80,19 @@ impl<'a, E: Encoding> Samples<'a, E> {
             return samples;
         }
         scratch.clear();
-        if c == 1 {
-            scratch.extend(raw.iter().map(|&x| E::value(x)));
-        } else {
-            let channels = c as f32;
-            scratch.extend(
+        match c {
+            1 => scratch.extend(raw.iter().map(|&x| E::value(x))),
+            // Stereo, the common case, in fixed-size frames the compiler vectorises.
+            2 => scratch.extend(
+                raw.as_chunks::<2>()
+                    .0
+                    .iter()
+                    .map(|frame| channel_mean(frame.iter().map(|&x| E::value(x)), 2.0)),
+            ),
+            _ => scratch.extend(
                 raw.chunks_exact(c)
-                    .map(|frame| channel_mean(frame.iter().map(|&x| E::value(x)), channels)),
-            );
+                    .map(|frame| channel_mean(frame.iter().map(|&x| E::value(x)), c as f32)),
+            ),
         }
         scratch
     }
