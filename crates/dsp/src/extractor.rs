@@ -144,25 +144,20 @@ impl FeatureExtractor {
         kind: FeatureKind,
         wav: &Wav<'_>,
     ) -> Result<FeatureMatrix, ExtractError> {
+        /// Samples stored as `N` little-endian bytes each.
+        fn stored<E: Encoding<Raw = [u8; N]>, const N: usize>(
+            data: &[u8],
+            channels: usize,
+        ) -> Samples<'_, E> {
+            Samples::interleaved(data.as_chunks().0, channels)
+        }
         let (data, channels) = (wav.data(), usize::from(wav.channels()));
         match wav.format() {
             Format::U8 => self.extract_from(kind, Samples::<U8>::interleaved(data, channels)),
-            Format::I16 => self.extract_from(
-                kind,
-                Samples::<I16Le>::interleaved(data.as_chunks().0, channels),
-            ),
-            Format::I24 => self.extract_from(
-                kind,
-                Samples::<I24Le>::interleaved(data.as_chunks().0, channels),
-            ),
-            Format::I32 => self.extract_from(
-                kind,
-                Samples::<I32Le>::interleaved(data.as_chunks().0, channels),
-            ),
-            Format::Float => self.extract_from(
-                kind,
-                Samples::<FloatLe>::interleaved(data.as_chunks().0, channels),
-            ),
+            Format::I16 => self.extract_from(kind, stored::<I16Le, 2>(data, channels)),
+            Format::I24 => self.extract_from(kind, stored::<I24Le, 3>(data, channels)),
+            Format::I32 => self.extract_from(kind, stored::<I32Le, 4>(data, channels)),
+            Format::Float => self.extract_from(kind, stored::<FloatLe, 4>(data, channels)),
         }
     }
 
@@ -323,32 +318,22 @@ mod tests {
 
     #[test]
     fn a_float_wav_that_is_not_finite_is_refused_at_its_sample() {
-        let mut bytes = wav(1, 32, SampleFormat::Float, 4_000);
-        let at = bytes.len() - 4 * 10;
-        bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
-        let err = wav_features(&bytes, FeatureKind::Mfcc, FeatureParams::new, &mut None)
-            .expect_err("NaN");
-        assert!(
-            matches!(
-                err,
-                WavFeaturesError::Extract(ExtractError::NonFinite { index: 3_990, .. })
-            ),
-            "{err}"
-        );
-        // In a stereo file, at the frame (mono sample) that holds it, with the mean's value.
-        let mut bytes = wav(2, 32, SampleFormat::Float, 4_000);
-        let at = bytes.len() - 4 * 19;
-        bytes[at..at + 4].copy_from_slice(&f32::INFINITY.to_le_bytes());
-        let err = wav_features(&bytes, FeatureKind::Mfcc, FeatureParams::new, &mut None)
-            .expect_err("inf");
-        assert!(
-            matches!(
-                err,
-                WavFeaturesError::Extract(ExtractError::NonFinite { index: 3_990, value })
-                    if value == f32::INFINITY
-            ),
-            "{err}"
-        );
+        // Mono, and stereo: at the frame (mono sample) that holds it, with the mean's value.
+        for (channels, from_end, bad) in [(1, 10, f32::NAN), (2, 19, f32::INFINITY)] {
+            let mut bytes = wav(channels, 32, SampleFormat::Float, 4_000);
+            let at = bytes.len() - 4 * from_end;
+            bytes[at..at + 4].copy_from_slice(&bad.to_le_bytes());
+            let err = wav_features(&bytes, FeatureKind::Mfcc, FeatureParams::new, &mut None)
+                .expect_err("not finite");
+            assert!(
+                matches!(
+                    err,
+                    WavFeaturesError::Extract(ExtractError::NonFinite { index: 3_990, value })
+                        if value.to_bits() == bad.to_bits()
+                ),
+                "x{channels}: {err}"
+            );
+        }
     }
 
     #[test]
