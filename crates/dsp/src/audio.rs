@@ -205,16 +205,15 @@ impl Layout {
     }
 }
 
-/// The mean over channels of interleaved samples (`source::channel_mean`).
+/// The mean over channels of interleaved samples, as the extractor averages them while it
+/// reads a file (`source::Samples`).
 fn downmix(mut interleaved: Vec<f32>, channels: usize) -> Vec<f32> {
     if channels <= 1 {
         return interleaved;
     }
-    let count = channels as f32;
-    let mono = interleaved
-        .chunks_exact(channels)
-        .map(|frame| source::channel_mean(frame.iter().copied(), count))
-        .collect();
+    let signal = source::Samples::<source::Float>::interleaved(&interleaved, channels);
+    let mut mono = Vec::with_capacity(signal.len());
+    signal.to_f32(0..signal.len(), &mut mono);
     // The interleaved signal may be sensitive (decrypted audio): leave no copy behind.
     interleaved.zeroize();
     mono

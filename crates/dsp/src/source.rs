@@ -25,7 +25,7 @@ pub(crate) trait Encoding {
 /// The mean of one frame's channels, summed in channel order in `f32` as numpy's `mean` does
 /// for float32 data (`librosa.to_mono`).
 #[inline(always)]
-pub(crate) fn channel_mean(frame: impl Iterator<Item = f32>, channels: f32) -> f32 {
+fn channel_mean(frame: impl Iterator<Item = f32>, channels: f32) -> f32 {
     frame.fold(0.0f32, |sum, x| sum + x) / channels
 }
 
@@ -187,14 +187,17 @@ pub(crate) fn finite_peak<E: Encoding>(signal: Samples<'_, E>) -> Result<f32, us
     }
     // Averaged a block at a time; indices are those of the mono signal.
     const BLOCK: usize = 4096;
-    let mut peak = 0f32;
     let mut scratch = Vec::with_capacity(BLOCK);
-    for start in (0..signal.len()).step_by(BLOCK) {
-        let block = signal.to_f32(start..(start + BLOCK).min(signal.len()), &mut scratch);
-        peak = peak.max(mono_finite_peak::<Float>(block).map_err(|at| start + at)?);
-    }
+    let peak = (0..signal.len())
+        .step_by(BLOCK)
+        .try_fold(0f32, |peak, start| {
+            let block = signal.to_f32(start..(start + BLOCK).min(signal.len()), &mut scratch);
+            let block_peak = mono_finite_peak::<Float>(block).map_err(|at| start + at)?;
+            Ok(peak.max(block_peak))
+        });
+    // The averaged samples are plaintext audio, on failure too.
     scratch.zeroize();
-    Ok(peak)
+    peak
 }
 
 /// [`finite_peak`] of mono samples. Branch-free lanes (a non-finite `x` makes `x * 0` NaN,
@@ -268,6 +271,14 @@ mod tests {
             finite_peak(Samples::<Float>::interleaved(&bad, 3)),
             Err(9_000)
         );
+        // Stereo has a path of its own (fixed-size pairs).
+        let stereo = &interleaved[..20_002];
+        let want: Vec<f32> = stereo
+            .chunks_exact(2)
+            .map(|f| (f[0] + f[1]) / 2.0)
+            .collect();
+        let signal = Samples::<Float>::interleaved(stereo, 2);
+        assert_eq!(signal.to_f32(0..10_001, &mut scratch), &want[..]);
     }
 
     #[test]
